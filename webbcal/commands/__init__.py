@@ -1,0 +1,1 @@
+"""One module per ``webbcal`` sub-command (loaded lazily by ``webbcal.cli``)."""

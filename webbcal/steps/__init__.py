@@ -1,0 +1,1 @@
+"""Calibration steps: one module per step, each with ``SPEC`` and a pure array function."""
