@@ -80,6 +80,8 @@ class StepSpec:
     stage       -- ``detector1``, ``image2``, ``image3`` or ``spec2``
     status_key  -- FITS keyword of its status (``S_SATURA``)
     reftypes    -- lower-case reference types it reads (``("saturation", "superbias")``)
+    optional_reftypes -- those among ``reftypes`` it can do without (an ``N/A``
+                   override drops them instead of skipping the step)
     params      -- its parameters, in the official step's order
     skip        -- skipped by default (as the official pipeline does for NIRCam)
     """
@@ -88,6 +90,7 @@ class StepSpec:
     stage: str
     status_key: str
     reftypes: tuple[str, ...] = ()
+    optional_reftypes: tuple[str, ...] = ()
     params: tuple[Param, ...] = ()
     skip: bool = False
     doc: str = ""

@@ -1,0 +1,198 @@
+"""saturation: flag saturated and A/D-floor groups (official ``stcal.saturation``).
+
+Thresholds are raw DN (bias included), so the step runs before superbias. Per integration:
+
+1. forward pass: a group at or above the threshold is SATURATED together with every later
+   group; groups at or below 0 DN get AD_FLOOR | DO_NOT_USE; saturation is grown by
+   ``n_pix_grow_sat`` pixels (square box) to cover charge spilling;
+2. backward pass (frame-averaged groups): a group whose average is already above the
+   threshold diluted by the averaging, followed by a saturated group, probably saturated
+   in its last frames: DO_NOT_USE (grown likewise);
+3. group-2 test: a group 2 that jumps by more than the remaining headroom allows, followed
+   by a saturated group 3, saturated part-way: DO_NOT_USE. The superbias is removed from
+   group 1 before extrapolating it, so a large bias does not fake saturation;
+4. ZEROFRAME values that saturate (grown) or are <= 0 are set to 0 ("unusable").
+
+Pixels flagged NO_SAT_CHECK in the reference, or with a NaN threshold, never saturate.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from webbcal import dqflags
+from webbcal.errors import WebbcalError
+from webbcal.steps.base import Param, StepSpec
+from webbcal.steps.containers import Ramp
+
+log = logging.getLogger("webbcal.steps.saturation")
+
+ATOD_LIMIT = 65535.0  # 16-bit A/D converter
+
+SPEC = StepSpec(
+    name="saturation", stage="detector1", status_key="S_SATURA",
+    reftypes=("saturation", "superbias"),
+    optional_reftypes=("superbias",),  # only for the bias-aware group-2 test
+    params=(
+        Param("n_pix_grow_sat", int, 1,
+              "number of layers of adjacent pixels also flagged around a saturated pixel",
+              minimum=0),
+        Param("use_readpatt", bool, True,
+              "use the frames-per-group read pattern to catch saturation inside averaged groups"),
+    ),
+    doc="Flag saturated (and A/D floor) groups from the SATURATION reference thresholds.",
+)
+
+
+def group_frames(ngroups: int, nframes: int) -> list[list[int]]:
+    """1-based frame numbers averaged into each group, as the official step builds them.
+
+    GROUPGAP is deliberately not included (the official pattern ignores dropped frames).
+    """
+    return [[g * nframes + k + 1 for k in range(nframes)] for g in range(ngroups)]
+
+
+def grow_mask(mask: np.ndarray, npix: int) -> np.ndarray:
+    """Binary dilation of a 2-D mask by a (2 npix + 1)² square box, clipped at the edges.
+
+    A square box is separable: dilating rows then columns by shifted ORs is exact and far
+    cheaper than a generic dilation.
+    """
+    if npix <= 0 or not mask.any():
+        return mask
+    rows = mask.copy()
+    for shift in range(1, npix + 1):
+        rows[:, shift:] |= mask[:, :-shift]
+        rows[:, :-shift] |= mask[:, shift:]
+    grown = rows.copy()
+    for shift in range(1, npix + 1):
+        grown[shift:] |= rows[:-shift]
+        grown[:-shift] |= rows[shift:]
+    return grown
+
+
+def effective_thresholds(threshold: np.ndarray, threshold_dq: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, no-check mask, reference DQ) with NaN thresholds made NO_SAT_CHECK.
+
+    No-check pixels get a threshold above the A/D limit so that they never saturate.
+    """
+    threshold = np.array(threshold, dtype=np.float32)
+    ref_dq = np.array(threshold_dq, dtype=np.uint32)
+    nan = np.isnan(threshold)
+    ref_dq[nan] |= dqflags.NO_SAT_CHECK
+    no_check = ((ref_dq & dqflags.NO_SAT_CHECK) != 0) | nan
+    threshold[no_check] = ATOD_LIMIT + 1
+    return threshold, no_check, ref_dq
+
+
+def flag_saturated(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarray,
+                   threshold: np.ndarray, threshold_dq: np.ndarray, *,
+                   n_pix_grow_sat: int = 1, frames: list[list[int]] | None = None,
+                   bias: np.ndarray | None = None,
+                   zeroframe: np.ndarray | None = None) -> None:
+    """Flag saturation in ``groupdq`` and ``pixeldq`` (and zero bad ``zeroframe`` values).
+
+    data (nints, ngroups, ny, nx) raw DN; threshold/threshold_dq/bias (ny, nx); ``frames``
+    the read pattern from :func:`group_frames` or None to skip the read-pattern tests.
+    Everything is updated in place.
+    """
+    nints, ngroups = data.shape[:2]
+    thresh, no_check, ref_dq = effective_thresholds(threshold, threshold_dq)
+    sat = np.uint8(dqflags.SATURATED)
+    dnu = np.uint8(dqflags.DO_NOT_USE)
+    low_flag = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
+    bias = 0.0 if bias is None else bias
+    dilutions = _dilution_factors(frames, ngroups)
+    # float64 like the official comparison; no-check pixels keep the undiluted threshold
+    thresh64 = thresh.astype(np.float64) if dilutions else None
+    diluted = np.empty_like(thresh64) if dilutions else None
+
+    for i in range(nints):
+        ever_saturated = np.zeros(data.shape[2:], dtype=bool)
+        for g in range(ngroups):
+            plane, gdq = data[i, g], groupdq[i, g]
+            ever_saturated |= plane >= thresh
+            gdq |= _as_flags(ever_saturated, sat)
+            gdq |= _as_flags(plane <= 0, low_flag)
+            if n_pix_grow_sat > 0:
+                gdq |= _as_flags(grow_mask(_has_flag(gdq, sat), n_pix_grow_sat), sat)
+
+        for g in range(ngroups - 2, -1, -1):
+            if g not in dilutions:
+                continue
+            np.multiply(thresh64, dilutions[g], out=diluted)
+            diluted[no_check] = thresh64[no_check]
+            gdq, next_gdq = groupdq[i, g], groupdq[i, g + 1]
+            partial = ((data[i, g] >= diluted) & ~_has_flag(gdq, sat | dnu)
+                       & _has_flag(next_gdq, sat))
+            gdq |= _as_flags(grow_mask(partial, n_pix_grow_sat), dnu)
+
+        if frames is not None and ngroups > 2:
+            _flag_group2_saturation(data[i], groupdq[i], thresh, bias, frames)
+
+        if zeroframe is not None:
+            _zero_bad_zeroframe(zeroframe[i], thresh, n_pix_grow_sat)
+
+    pixeldq |= ref_dq.astype(pixeldq.dtype, copy=False)
+
+
+def _as_flags(mask: np.ndarray, flag: np.uint8) -> np.ndarray:
+    """uint8 array holding ``flag`` where ``mask`` (a cheap alternative to ``where=``)."""
+    return mask.view(np.uint8) * flag
+
+
+def _has_flag(dq: np.ndarray, flag) -> np.ndarray:
+    return np.bitwise_and(dq, np.uint8(flag)) != 0
+
+
+def _dilution_factors(frames, ngroups) -> dict[int, float]:
+    """Per group (0..G-2) mean(frames)/last(frame), only where averaging dilutes (< 1)."""
+    if frames is None:
+        return {}
+    factors = {g: np.mean(frames[g]) / frames[g][-1] for g in range(ngroups - 1)}
+    return {g: f for g, f in factors.items() if f != 1}
+
+
+def _flag_group2_saturation(data, groupdq, thresh, bias, frames) -> None:
+    """DO_NOT_USE on group index 1 where it saturated part-way (one integration)."""
+    first = data[0] - bias
+    would_not_saturate = (first / np.mean(frames[0])) * frames[2][-1] + bias < thresh
+    big_jump = (data[1] - data[0]) > (thresh - data[0]) / len(frames[1])
+    next_saturated = _has_flag(groupdq[2], dqflags.SATURATED) & ~_has_flag(groupdq[1], dqflags.SATURATED)
+    flag = would_not_saturate & big_jump & next_saturated
+    groupdq[1] |= _as_flags(flag, np.uint8(dqflags.DO_NOT_USE))
+
+
+def _zero_bad_zeroframe(plane, thresh, n_pix_grow_sat) -> None:
+    bad = grow_mask(plane >= thresh, n_pix_grow_sat) | (plane <= 0)
+    plane[bad] = 0.0
+
+
+def apply(ramp: Ramp, refs: dict, params: dict) -> str:
+    sat_ref = refs.get("saturation")
+    if sat_ref is None:
+        log.warning("no SATURATION reference: saturation skipped")
+        return "SKIPPED"
+    threshold = np.asarray(sat_ref.arrays["SCI"])
+    if threshold.shape != ramp.data.shape[-2:]:
+        raise WebbcalError(getattr(sat_ref, "path", "saturation"),
+                           f"threshold shape {threshold.shape} does not match the data "
+                           f"{ramp.data.shape[-2:]}")
+    threshold_dq = sat_ref.arrays.get("DQ")
+    if threshold_dq is None:
+        threshold_dq = np.zeros(threshold.shape, dtype=np.uint32)
+    frames = None
+    if params.get("use_readpatt", True):
+        frames = group_frames(ramp.data.shape[1], int(ramp.meta.get("NFRAMES", 1)))
+    bias_ref = refs.get("superbias")
+    bias = None if bias_ref is None else np.asarray(bias_ref.arrays["SCI"])
+    zeroframe = ramp.zeroframe if ramp.meta.get("ZEROFRAM", False) else None
+    flag_saturated(ramp.data, ramp.groupdq, ramp.pixeldq, threshold, threshold_dq,
+                   n_pix_grow_sat=int(params.get("n_pix_grow_sat", 1)), frames=frames,
+                   bias=bias, zeroframe=zeroframe)
+    n_sat = int(np.any(ramp.groupdq & dqflags.SATURATED, axis=(0, 1)).sum())
+    log.info("%d pixels saturated in at least one group", n_sat)
+    return "COMPLETE"
