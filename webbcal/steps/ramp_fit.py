@@ -1,0 +1,189 @@
+"""ramp_fit: count rates from up-the-ramp data (official ``OLS_C``, optimal weighting).
+
+Official: ``jwst/ramp_fitting/ramp_fit_step.py`` with stcal ``ramp_fit``/``slope_fitter.c``.
+Every pixel and integration is split into segments at jumps and unusable groups; each
+segment gets an optimally weighted least-squares slope, and segments (and integrations)
+are combined with read-noise-variance weights. VAR_POISSON comes from the pixel's median
+rate, VAR_RNOISE from the READNOISE reference (CDS noise, DN). Results agree with stcal to
+float32 rounding; the work is vectorized over blocks of detector rows
+(``webbcal.steps._ramp_ols``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from webbcal import dqflags
+from webbcal.errors import WebbcalError
+from webbcal.steps._ramp_ols import RampFitResult, _Timing, fit_block, per_group_read_noise
+from webbcal.steps.base import Param, StepSpec
+from webbcal.steps.containers import Ramp, SlopeImage
+
+log = logging.getLogger("webbcal.steps.ramp_fit")
+
+SPEC = StepSpec(
+    name="ramp_fit", stage="detector1", status_key="S_RAMP", reftypes=("gain", "readnoise"),
+    params=(
+        Param("algorithm", str, "OLS_C", "ramp fitting algorithm (only OLS_C is implemented)",
+              choices=("OLS_C", "LIKELY")),
+        Param("int_name", str, "", "name of the per-integration product (unused)"),
+        Param("save_opt", bool, False, "save the optional fit product (not implemented)"),
+        Param("opt_name", str, "", "name of the optional fit product (unused)"),
+        Param("suppress_one_group", bool, True,
+              "treat integrations with only one good group as having none (slope NaN)"),
+        Param("firstgroup", int, None, "ignore groups before this one (0-based)", nullable=True),
+        Param("lastgroup", int, None, "ignore groups after this one (0-based)", nullable=True),
+        Param("maximum_cores", str, "1", "cores for multiprocessing (webbcal runs one process)"),
+    ),
+    doc="Fit ramps: rate (exposure) and rateints (per integration) with OLS_C weighting.",
+)
+
+# Pixels fitted together: bounds the float64 working copy to ~20 MB per 10 groups.
+_BLOCK_PIXELS = 1 << 18
+
+
+def mask_group_range(groupdq: np.ndarray, firstgroup: int | None, lastgroup: int | None) -> None:
+    """Set DO_NOT_USE on groups outside [firstgroup, lastgroup] (in place), as jwst does."""
+    ngroups = groupdq.shape[1]
+    first = 0 if firstgroup is None else max(int(firstgroup), 0)
+    last = ngroups - 1 if lastgroup is None else int(lastgroup)
+    if lastgroup is not None and last >= ngroups:
+        log.warning("lastgroup %d >= NGROUPS %d", last, ngroups)
+    if first >= last:
+        log.warning("firstgroup (%d) >= lastgroup (%d): group selectors ignored", first, last)
+        return
+    dnu = np.uint8(dqflags.DO_NOT_USE)
+    if first > 0:
+        groupdq[:, :first] |= dnu
+    if last < ngroups - 1:
+        groupdq[:, last + 1:] |= dnu
+
+
+def _empty_result(nints: int, ny: int, nx: int) -> RampFitResult:
+    image, cube = (ny, nx), (nints, ny, nx)
+    f32 = np.float32
+    return RampFitResult(
+        np.zeros(image, f32), np.zeros(image, f32), np.zeros(image, np.uint32),
+        np.zeros(image, f32), np.zeros(image, f32),
+        np.zeros(cube, f32), np.zeros(cube, f32), np.zeros(cube, np.uint32),
+        np.zeros(cube, f32), np.zeros(cube, f32))
+
+
+def fit_ramps(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarray,
+              read_noise: np.ndarray, gain: np.ndarray, *, nframes: int, tgroup: float,
+              tframe: float, dark_current: np.ndarray | None = None,
+              zeroframe: np.ndarray | None = None,
+              suppress_one_group: bool = True) -> RampFitResult | None:
+    """Fit every pixel of ``data`` (nints, ngroups, ny, nx) DN; None if nothing is usable.
+
+    ``read_noise`` is the CDS read noise (DN), ``gain`` e-/DN, ``dark_current`` the average
+    dark current added to the Poisson variance, ``zeroframe`` (nints, ny, nx) DN. Inputs
+    are not modified. Returns None (as the official step) when group 0 is saturated in
+    every pixel of every integration.
+    """
+    nints, ngroups, ny, nx = data.shape
+    if groupdq.shape != data.shape or pixeldq.shape != (ny, nx):
+        raise WebbcalError("ramp_fit", f"DQ shapes {groupdq.shape}/{pixeldq.shape} do not "
+                                       f"match the data {data.shape}")
+    if np.all(groupdq[:, 0] & dqflags.SATURATED):
+        return None
+    if ngroups == 1:
+        suppress_one_group = False
+    gain32 = np.asarray(gain, dtype=np.float32)
+    rnoise = per_group_read_noise(np.asarray(read_noise), gain32, nframes)
+    dark = (np.zeros((ny, nx), np.float32) if dark_current is None
+            else np.asarray(dark_current, dtype=np.float32))
+    frame32 = float(np.float32(tframe))
+    timing = _Timing(group=float(np.float32(tgroup)), frame=frame32,
+                     one_group=(float(np.float32(nframes)) + 1.0) * frame32 / 2.0,
+                     suppress=bool(suppress_one_group))
+
+    res = _empty_result(nints, ny, nx)
+    rows = max(1, _BLOCK_PIXELS // max(nx, 1))
+    for r0 in range(0, ny, rows):
+        r1 = min(ny, r0 + rows)
+        npix = (r1 - r0) * nx
+        block = np.asarray(data[:, :, r0:r1], dtype=np.float32).reshape(nints, ngroups, npix)
+        zf = None
+        if zeroframe is not None:
+            zf = np.asarray(zeroframe[:, r0:r1], dtype=np.float32).reshape(nints, npix)
+            zf = zf.astype(np.float64)
+        # NaN/inf from bad gains or NaN data propagate as in the C code and are masked
+        # by the DQ rules, so floating-point warnings carry no information here.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            exposure, ints, int_dq = fit_block(
+                block.astype(np.float64),
+                np.asarray(groupdq[:, :, r0:r1], dtype=np.uint8).reshape(nints, ngroups, npix),
+                np.asarray(pixeldq[r0:r1]).reshape(npix),
+                rnoise[r0:r1].reshape(npix).astype(np.float64),
+                gain32[r0:r1].reshape(npix).astype(np.float64),
+                dark[r0:r1].reshape(npix).astype(np.float64), zf, timing)
+        rows2, rows3 = (slice(r0, r1),), (slice(None), slice(r0, r1))
+        for name, values in zip(("slope", "err", "dq", "var_poisson", "var_rnoise"), exposure):
+            getattr(res, name)[rows2] = values.reshape(r1 - r0, nx)
+        for name, key in (("int_slope", "slope"), ("int_err", "err"),
+                          ("int_var_poisson", "var_p"), ("int_var_rnoise", "var_r")):
+            getattr(res, name)[rows3] = ints[key].reshape(nints, r1 - r0, nx)
+        res.int_dq[rows3] = int_dq.reshape(nints, r1 - r0, nx)
+    return res
+
+
+def _exposure_times(meta) -> tuple[int, float, float]:
+    try:
+        nframes = int(meta["NFRAMES"])
+        tgroup = float(meta["TGROUP"])
+        tframe = float(meta["TFRAME"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WebbcalError(meta.get("FILENAME"),
+                           f"ramp_fit needs NFRAMES, TGROUP and TFRAME: {exc}") from None
+    if nframes < 1 or tgroup <= 0 or tframe <= 0:
+        raise WebbcalError(meta.get("FILENAME"),
+                           f"invalid readout timing NFRAMES={nframes} TGROUP={tgroup} "
+                           f"TFRAME={tframe}")
+    return nframes, tgroup, tframe
+
+
+def _reference_array(refs: dict, reftype: str, shape: tuple[int, int]) -> np.ndarray:
+    ref = refs.get(reftype)
+    if ref is None:
+        raise WebbcalError(reftype, f"ramp_fit needs a {reftype.upper()} reference")
+    array = np.asarray(ref.arrays["SCI"], dtype=np.float32)
+    if array.shape != shape:
+        raise WebbcalError(getattr(ref, "path", reftype),
+                           f"{reftype.upper()} shape {array.shape} does not match the data {shape}")
+    return array
+
+
+def apply(ramp: Ramp, refs: dict, params: dict) -> tuple[SlopeImage, SlopeImage] | None:
+    """Fit ``ramp``: (rate, rateints), or None when every pixel saturates in group 0."""
+    if str(params.get("algorithm", "OLS_C")).upper() != "OLS_C":
+        raise WebbcalError("ramp_fit.algorithm", "only the OLS_C algorithm is implemented")
+    if params.get("save_opt"):
+        raise WebbcalError("ramp_fit.save_opt", "the optional fit product is not implemented")
+    nframes, tgroup, tframe = _exposure_times(ramp.meta)
+    shape = ramp.data.shape[-2:]
+    gain = _reference_array(refs, "gain", shape)
+    read_noise = _reference_array(refs, "readnoise", shape)
+    groupdq = ramp.groupdq
+    if params.get("firstgroup") is not None or params.get("lastgroup") is not None:
+        groupdq = groupdq.copy()
+        mask_group_range(groupdq, params.get("firstgroup"), params.get("lastgroup"))
+    result = fit_ramps(ramp.data, groupdq, ramp.pixeldq, read_noise, gain, nframes=nframes,
+                       tgroup=tgroup, tframe=tframe, dark_current=ramp.avdrkcur,
+                       zeroframe=ramp.zeroframe,
+                       suppress_one_group=bool(params.get("suppress_one_group", True)))
+    if result is None:
+        log.warning("every pixel is saturated in group 0: no rate product")
+        return None
+    meta = ramp.meta.copy()
+    gainfact = refs["gain"].meta.get("GAINFACT") if hasattr(refs["gain"], "meta") else None
+    if gainfact is not None:
+        meta["GAINFACT"] = gainfact
+    meta["BUNIT"] = "DN/s"
+    rate = SlopeImage(result.slope, result.err, result.dq, result.var_poisson,
+                      result.var_rnoise, meta)
+    rateints = SlopeImage(result.int_slope, result.int_err, result.int_dq,
+                          result.int_var_poisson, result.int_var_rnoise, meta.copy())
+    return rate, rateints
