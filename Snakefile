@@ -1,0 +1,29 @@
+"""webbcal: the JWST Science Calibration Pipeline as a Snakemake workflow.
+
+    snakemake --cores 2                          # simulate the demo program, calibrate it
+    snakemake --cores 2 --configfile my.yaml     # your exposures / parameters (config/README.md)
+
+Rule files, in the order data flows through them:
+    rules/common.smk     config validation, input functions, helpers
+    rules/simulate.smk   the built-in program, when config names no input_dir (checkpoint)
+    rules/detector1.smk  {exposure}_uncal.fits -> {exposure}_rate.fits, _rateints.fits
+"""
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/simulate.smk"
+include: "rules/detector1.smk"
+
+
+rule all:
+    input:
+        all_rate_files,
+    default_target: True

@@ -1,0 +1,127 @@
+# Configuration checks, input functions and path helpers shared by every rule file.
+# Rules never hold lambdas: what an input or parameter is comes from a named function here.
+
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from webbcal import config as webbcal_config
+from webbcal.errors import WebbcalError
+
+
+def config_source():
+    """The file a configuration error is reported against."""
+    given = list(workflow.overwrite_configfiles or [])
+    return given[-1] if given else "config/config.yaml"
+
+
+# A one-line error naming the bad key first, then the conventional schema validation
+# (which also fills any section a partial --configfile left out with its defaults).
+webbcal_config.check_config(config, config_source())
+validate(config, schema="../config/schema.yaml")
+
+
+wildcard_constraints:
+    exposure=r"[^/]+",
+
+
+def product(name):
+    """Path of a product under output_dir."""
+    return str(Path(config["output_dir"]) / name)
+
+
+def log_file(name):
+    return str(Path(config["output_dir"]) / "logs" / name)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def simulating():
+    """No input_dir: the workflow calibrates its own simulated program."""
+    return not config["input_dir"]
+
+
+def simulation_dir():
+    return product("simulation")
+
+
+def simulation_settings():
+    """Simulator options given in config; null ones are left to the preset."""
+    options = {k: v for k, v in config["simulate"].items() if k != "seed"}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def uncal_dir():
+    """Where the *_uncal.fits files are; waits for the simulation checkpoint if needed."""
+    if simulating():
+        return Path(checkpoints.simulate.get().output.program) / "uncal"
+    return Path(config["input_dir"])
+
+
+def exposures():
+    """Exposure names (file name without _uncal.fits), from what exists on disk."""
+    folder = uncal_dir()
+    if not folder.is_dir():
+        raise WebbcalError(folder, "input directory does not exist")
+    names = sorted(p.name.removesuffix("_uncal.fits") for p in folder.glob("*_uncal.fits"))
+    if not names:
+        raise WebbcalError(folder, "no exposures (*_uncal.fits) in the input directory")
+    return names
+
+
+def uncal_file(wildcards):
+    return str(uncal_dir() / f"{wildcards.exposure}_uncal.fits")
+
+
+def references_dir():
+    """The reference cache: config, else the simulation's, else $WEBBCAL_REFS.
+
+    Read with os.environ.get, not declared with envvars: (which would make it mandatory
+    even for the simulated default program). Empty lets webbcal fall back to $CRDS_PATH.
+    """
+    if config["refs_dir"]:
+        return config["refs_dir"]
+    if simulating():
+        return str(Path(simulation_dir()) / "refs")
+    return os.environ.get("WEBBCAL_REFS", "")
+
+
+def detector1_step_params():
+    """What Detector1 products depend on: every run step's parameters and overrides."""
+    return webbcal_config.stage_params(config, "detector1")
+
+
+def detector1_references(wildcards):
+    """The reference files this exposure's Detector1 run reads (rerun when one is replaced)."""
+    return webbcal_config.planned_references(
+        uncal_file(wildcards), references_dir(), detector1_step_params()
+    )
+
+
+def detector1_mem_mb(wildcards, input, attempt):
+    """Peak memory grows with the raw exposure: measured 230 MB for SUB640 x 6 groups
+    (a 4.9 MB uncal) and 1.2 GB for full frame x 10 groups (84 MB); that line with 50 %
+    margin, doubled on each retry."""
+    uncal = Path(input.uncal)
+    size_mb = uncal.stat().st_size / 1e6 if uncal.exists() else 0.0
+    return int((500 + 18 * size_mb) * attempt)
+
+
+def detector1_outputs():
+    """rate and rateints, plus the calibrated ramp when the config keeps it."""
+    outputs = {
+        "rate": product("{exposure}_rate.fits"),
+        "rateints": product("{exposure}_rateints.fits"),
+    }
+    if config["detector1"]["save_calibrated_ramp"]:
+        outputs["ramp"] = product("{exposure}_ramp.fits")
+    return outputs
+
+
+# ---------------------------------------------------------------- targets
+
+
+def all_rate_files(wildcards):
+    return [product(f"{name}_rate.fits") for name in exposures()]

@@ -1,0 +1,93 @@
+"""``webbcal detector1 UNCAL -o RATE``: run Stage 1 on one exposure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import yaml
+
+from webbcal.commands.options import override_options
+from webbcal.errors import WebbcalError
+from webbcal.pipeline.settings import parse_assignment
+from webbcal.steps import registry
+
+
+def _all_reftypes() -> list[str]:
+    seen = []
+    for module in registry.stage_steps("detector1"):
+        seen += [r for r in module.SPEC.reftypes if r not in seen]
+    return seen
+
+
+def default_output(uncal: Path, suffix: str) -> Path:
+    stem = uncal.name.removesuffix(".fits")
+    for known in ("_uncal", "_ramp"):
+        stem = stem.removesuffix(known)
+    return uncal.with_name(f"{stem}_{suffix}.fits")
+
+
+def build_params(config_file, assignments, skips, runs, overrides) -> dict:
+    params: dict[str, dict] = {}
+    if config_file:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise WebbcalError(config_file, f"cannot read configuration: {exc}") from None
+        stage = loaded.get("detector1", loaded)
+        steps = stage.get("steps", stage) if isinstance(stage, dict) else None
+        if not isinstance(steps, dict):
+            raise WebbcalError(config_file, "expected a mapping of detector1 steps")
+        params = {k: dict(v or {}) for k, v in steps.items()}
+    for text in assignments:
+        step, param, value = parse_assignment(text)
+        params.setdefault(step, {})[param] = value
+    for step in skips:
+        params.setdefault(step, {})["skip"] = True
+    for step in runs:
+        params.setdefault(step, {})["skip"] = False
+    for reftype, path in overrides.items():
+        if path:
+            for module in registry.stage_steps("detector1"):
+                if reftype in module.SPEC.reftypes:
+                    params.setdefault(module.SPEC.name, {})[f"override_{reftype}"] = path
+    return params
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("uncal", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "rate", type=click.Path(path_type=Path), default=None,
+              help="rate file to write [default: <root>_rate.fits next to the input].")
+@click.option("--rateints", type=click.Path(path_type=Path), default=None,
+              help="rateints file [default: <root>_rateints.fits next to the rate].")
+@click.option("--ramp", type=click.Path(path_type=Path), default=None,
+              help="Also save the calibrated ramp (input of ramp_fit) here.")
+@click.option("--refs", "refs_dir", type=click.Path(path_type=Path), default=None,
+              help="Reference cache directory [default: $WEBBCAL_REFS].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="YAML file with detector1 step parameters (config.yaml layout).")
+@click.option("--set", "assignments", multiple=True, metavar="STEP.PARAM=VALUE",
+              help="Set a step parameter, e.g. --set jump.rejection_threshold=5.")
+@click.option("--skip", "skips", multiple=True, metavar="STEP", help="Skip a step.")
+@click.option("--run", "runs", multiple=True, metavar="STEP",
+              help="Run a step that is skipped by default (e.g. --run ipc).")
+@click.pass_context
+def detector1(ctx, uncal, rate, rateints, ramp, refs_dir, config_file, assignments, skips, runs,
+              **overrides):
+    """Calibrate UNCAL (raw ramps) into count rates: <root>_rate.fits and _rateints.fits."""
+    from webbcal.pipeline.detector1 import run_detector1
+
+    reftype_overrides = {k.removeprefix("override_"): v for k, v in overrides.items()}
+    params = build_params(config_file, assignments, skips, runs, reftype_overrides)
+    rate = rate or default_output(uncal, "rate")
+    rateints = rateints or rate.with_name(rate.name.replace("_rate.fits", "_rateints.fits")
+                                          if rate.name.endswith("_rate.fits")
+                                          else rate.stem + "_rateints.fits")
+    result = run_detector1(uncal, rate_path=rate, rateints_path=rateints, ramp_path=ramp,
+                           params=params, refs_dir=refs_dir)
+    click.echo(f"wrote {rate} and {rateints}" + (f" and {ramp}" if ramp else ""))
+    return result
+
+
+for _option in override_options(_all_reftypes()):
+    detector1.params.append(_option)

@@ -1,0 +1,1 @@
+"""Stages: each chains its steps, reads its inputs and writes its products."""

@@ -1,0 +1,251 @@
+"""Stage 2, Image2: count rates (rate) → calibrated images (cal) + single-exposure i2d.
+
+The chain (jwst 3.0 ``calwebb_image2``, spec image2_image3_wfss.md §2.1) per Level-2
+product: background (only when the association lists background members) →
+assign_wcs → flat_field → photom → resample (2-D NRC_IMAGE only). References are selected
+once per exposure (or taken from ``override_<reftype>``); the cal and i2d products are
+written only when every step has succeeded, each atomically, so a failure leaves no
+output behind. Input: a rate file or an image2 association (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webbcal.errors import WebbcalError
+from webbcal.io.product import Product, read_product, write_product
+from webbcal.pipeline.detector1 import NOT_APPLICABLE, ReferenceProvider, _cache_configured
+from webbcal.pipeline.settings import StepSettings, spec_bool
+from webbcal.refs import RefCache
+from webbcal.steps import assign_wcs, background, flat_field, photom, registry, resample
+from webbcal.steps.image_model import CalImage
+
+log = logging.getLogger("webbcal.image2")
+
+# Official order (calwebb_image2); used until registry.STAGES has "image2".
+IMAGE2_STEPS = (background, assign_wcs, flat_field, photom, resample)
+IMAGING_EXP_TYPES = ("NRC_IMAGE", "MIR_IMAGE", "NIS_IMAGE", "FGS_IMAGE")
+_KNOWN_SUFFIXES = ("_rate", "_rateints", "_bsub", "_cal", "_calints", "_i2d")
+
+
+@dataclass
+class Image2Product:
+    """One Level-2 product: the science rate and its background rates."""
+
+    name: str
+    science: Path
+    backgrounds: list[Path] = field(default_factory=list)
+    asn_path: Path | None = None
+    asn_pool: str = "singleton"
+
+
+@dataclass
+class Image2Result:
+    cal: Product
+    i2d: Product | None
+    image: CalImage
+    statuses: dict[str, str] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- settings
+
+def stage_modules():
+    if "image2" in registry.STAGES:
+        return registry.stage_steps("image2")
+    return list(IMAGE2_STEPS)
+
+
+def resolve_settings(given: dict | None, source: str = "parameters") -> dict[str, StepSettings]:
+    """Like ``resolve_stage_settings("image2", ...)``, from the step modules themselves."""
+    given = dict(given or {})
+    modules = stage_modules()
+    names = [m.SPEC.name for m in modules]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise WebbcalError(source, f"unknown image2 step {unknown[0]!r} (known: {', '.join(names)})")
+    settings = {}
+    for module in modules:
+        spec = module.SPEC
+        values = dict(given.get(spec.name) or {})
+        skip = values.pop("skip", spec.skip)
+        overrides = {}
+        for reftype in spec.reftypes:
+            path = values.pop(f"override_{reftype}", None)
+            if path:
+                overrides[reftype] = str(path)
+        try:
+            params = spec.resolve(values)
+            skip = spec_bool(skip)
+        except ValueError as exc:
+            raise WebbcalError(source, f"image2.{spec.name}: {exc}") from None
+        if spec.name == "flat_field" and params.get("user_supplied_flat"):
+            overrides["flat"] = params["user_supplied_flat"]
+        settings[spec.name] = StepSettings(spec.name, skip, params, overrides)
+    return settings
+
+
+# --------------------------------------------------------------------------- inputs
+
+def product_root(path: Path) -> str:
+    stem = path.name.removesuffix(".fits")
+    for suffix in _KNOWN_SUFFIXES:
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def load_inputs(path) -> list[Image2Product]:
+    """A rate file → one product; an association → its products, every member checked."""
+    path = Path(path)
+    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        if not path.exists():
+            raise WebbcalError(path, "no such file")
+        return [Image2Product(name=product_root(path), science=path)]
+    try:
+        asn = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WebbcalError(path, "no such association file") from None
+    except (OSError, ValueError) as exc:
+        raise WebbcalError(path, f"not a JSON association: {exc}") from None
+    products = asn.get("products") if isinstance(asn, dict) else None
+    if not products:
+        raise WebbcalError(path, "association has no products")
+    out = []
+    for product in products:
+        members = product.get("members") or []
+        science = [m for m in members if str(m.get("exptype", "")).lower() == "science"]
+        if len(science) != 1:
+            raise WebbcalError(path, f"product {product.get('name')!r} has {len(science)} science "
+                                     "members; image2 needs exactly one")
+        resolved = {}
+        for member in members:
+            kind = str(member.get("exptype", "")).lower()
+            if kind not in ("science", "background"):
+                continue
+            member_path = Path(member["expname"])
+            if not member_path.is_absolute():
+                member_path = path.parent / member_path
+            if not member_path.exists():
+                raise WebbcalError(path, f"{kind} member {member['expname']} not found "
+                                         f"(looked in {member_path.parent})")
+            resolved.setdefault(kind, []).append(member_path)
+        out.append(Image2Product(name=product.get("name") or product_root(resolved["science"][0]),
+                                 science=resolved["science"][0],
+                                 backgrounds=resolved.get("background", []),
+                                 asn_path=path, asn_pool=str(asn.get("asn_pool", ""))))
+    return out
+
+
+def read_image(path: Path) -> CalImage:
+    return CalImage.from_product(read_product(path, expect=("ImageModel",)))
+
+
+# --------------------------------------------------------------------------- the chain
+
+def calibrate_image(image: CalImage, settings: dict[str, StepSettings], refs: ReferenceProvider,
+                    backgrounds: list[CalImage] | None = None, *, only: str | None = None,
+                    with_resample: bool = True) -> Image2Result:
+    """Run the Image2 steps on ``image`` (in place); ``only`` runs one step alone."""
+    statuses, seconds = {}, {}
+    i2d = None
+    for module in stage_modules():
+        spec = module.SPEC
+        step = settings[spec.name]
+        skip = step.skip if only is None else spec.name != only
+        if only is not None and skip:
+            continue
+        not_applicable = any(step.overrides.get(r) == NOT_APPLICABLE for r in spec.reftypes
+                             if r not in spec.optional_reftypes)
+        start = time.perf_counter()
+        if spec.name == "background":
+            status = "SKIPPED" if skip else background.apply(image, backgrounds or [], step.params)
+            if status == "SKIPPED":
+                statuses[spec.name] = status  # official: not run at all, keyword untouched
+                log.info("%-16s skipped", spec.name)
+                continue
+        elif spec.name == "resample":
+            exp_type = str(image.meta.get("EXP_TYPE", "")).upper()
+            if skip or not with_resample or exp_type not in IMAGING_EXP_TYPES:
+                statuses[spec.name] = "SKIPPED"
+                log.info("%-16s skipped", spec.name)
+                continue
+            i2d = resample.resample_images([image], {**step.params, "blendheaders": False})
+            status = "COMPLETE"
+        elif skip or not_applicable:
+            status = "SKIPPED"
+        else:
+            usable = [r for r in spec.reftypes if step.overrides.get(r) != NOT_APPLICABLE]
+            status = module.apply(image, refs.get(usable, step.overrides), step.params)
+        if spec.name != "resample":
+            image.set_status(spec.status_key, status)
+        statuses[spec.name] = status
+        seconds[spec.name] = time.perf_counter() - start
+        log.info("%-16s %-8s %6.2f s", spec.name, status, seconds[spec.name])
+    cal = image.to_product("ImageModel")
+    return Image2Result(cal=cal, i2d=i2d, image=image, statuses=statuses,
+                        references=refs.names(), seconds=seconds)
+
+
+def _stamp(product: Product, result: Image2Result, settings, inputs) -> None:
+    from webbcal.io.provenance import stamp_provenance
+
+    stamp_provenance(product.meta, product.tree,
+                     step_params={n: dict(s.params, skip=s.skip) for n, s in settings.items()},
+                     references=result.references, inputs=[str(p) for p in inputs])
+
+
+def default_outputs(item: Image2Product, directory: Path | None = None) -> tuple[Path, Path]:
+    folder = directory or item.science.parent
+    return folder / f"{item.name}_cal.fits", folder / f"{item.name}_i2d.fits"
+
+
+def run_image2(input_path, *, cal_path=None, i2d_path=None, params: dict | None = None,
+               refs_dir=None, save_i2d: bool = True) -> list[Image2Result]:
+    """Calibrate a rate file or every product of an image2 association.
+
+    ``params`` is ``{step: {param: value, "skip": bool, "override_<reftype>": path}}``.
+    ``cal_path``/``i2d_path`` name the outputs of a single product (default
+    ``<product>_cal.fits`` / ``_i2d.fits`` next to the science member).
+    """
+    input_path = Path(input_path)
+    settings = resolve_settings(params)
+    items = load_inputs(input_path)
+    if len(items) > 1 and (cal_path or i2d_path):
+        raise WebbcalError(input_path, f"association has {len(items)} products; output names "
+                                       "cannot be given for more than one (omit -o/--i2d)")
+    cache = RefCache.from_config(refs_dir) if refs_dir is not None or _cache_configured() else None
+    planned, results = [], []
+    for item in items:
+        total = time.perf_counter()
+        image = read_image(item.science)
+        image.meta["ASNPOOL"] = item.asn_pool
+        image.meta["ASNTABLE"] = item.asn_path.name if item.asn_path else "singleton"
+        backgrounds = [read_image(p) for p in item.backgrounds]
+        if not backgrounds and settings["background"].params.get("bkg_list"):
+            backgrounds = [read_image(Path(p.strip())) for p in
+                           str(settings["background"].params["bkg_list"]).split(",") if p.strip()]
+        refs = ReferenceProvider(image.meta, cache, image.shape)
+        try:
+            result = calibrate_image(image, settings, refs, backgrounds, with_resample=save_i2d)
+        except WebbcalError as exc:
+            if exc.path is None:
+                raise WebbcalError(item.science, exc.problem) from None
+            raise
+        default_cal, default_i2d = default_outputs(item)
+        inputs = [item.science, *item.backgrounds]
+        _stamp(result.cal, result, settings, inputs)
+        planned.append((result.cal, Path(cal_path) if cal_path else default_cal))
+        if result.i2d is not None:
+            _stamp(result.i2d, result, settings, inputs)
+            planned.append((result.i2d, Path(i2d_path) if i2d_path else default_i2d))
+        log.info("image2 %s done in %.1f s", item.science.name, time.perf_counter() - total)
+        results.append(result)
+    for product, path in planned:
+        write_product(product, path)
+    return results
