@@ -35,7 +35,9 @@ SELECTORS: dict[str, tuple[str, ...]] = {
     "apcorr": ("INSTRUME", "EXP_TYPE"),
     "distortion": ("INSTRUME", "DETECTOR", "EXP_TYPE", "CHANNEL", "FILTER", "PUPIL"),
     "filteroffset": ("INSTRUME", "CHANNEL", "MODULE"),
-    "specwcs": ("INSTRUME", "EXP_TYPE", "MODULE", "PUPIL"),
+    # FILTER too: traces depend on the filter, so a cache holds one specwcs per filter+grism
+    # (an entry without FILTER still matches any filter)
+    "specwcs": ("INSTRUME", "EXP_TYPE", "MODULE", "FILTER", "PUPIL"),
     "wavelengthrange": ("INSTRUME", "EXP_TYPE"),
     "abvegaoffset": ("INSTRUME", "EXP_TYPE"),
 }
