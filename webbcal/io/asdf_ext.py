@@ -14,10 +14,14 @@ dropped (the arrays are read from their HDUs) and the bookkeeping keys removed.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
+import yaml
 from astropy.io import fits
+
+from webbcal import __version__
 
 EXTNAME = "ASDF"
 COLUMN = "ASDF_METADATA"
@@ -26,14 +30,29 @@ COLUMN = "ASDF_METADATA"
 _BOOKKEEPING = ("asdf_library", "history", "_fits_hash", "extra_fits")
 
 
+# Tags of a document that holds only plain values: such a document is read and written
+# with pyyaml alone. Creating the first AsdfFile in a process loads every installed asdf
+# extension (about 3 s with astropy's and the jwst packages'), which would otherwise be
+# paid by every Detector1 job just to store its provenance.
+_PLAIN_TAGS = {"core/asdf-1.1.0", "core/software-1.0.0", "core/extension_metadata-1.0.0",
+               "core/history_entry-1.0.0"}
+_TAG_PATTERN = re.compile(rb"(?<![\w'\"])!([A-Za-z_][\w./-]*-\d+\.\d+\.\d+)")
+_BLOCK_MAGIC = b"\xd3BLK"
+_PLAIN_HEADER = ("#ASDF 1.0.0\n#ASDF_STANDARD 1.5.0\n%YAML 1.1\n%TAG ! tag:stsci.edu:asdf/\n"
+                 "--- !core/asdf-1.1.0\n")
+
+
 def encode_tree(tree: dict) -> bytes:
     """Serialise ``tree`` as an ASDF document (gwcs and astropy objects via their extensions)."""
+    plain = _plain(tree)
+    if _is_plain(plain):
+        return _encode_plain(plain)
     import asdf
 
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=asdf.exceptions.AsdfWarning)
-        asdf.AsdfFile(_plain(tree)).write_to(buffer)
+        asdf.AsdfFile(plain).write_to(buffer)
     return buffer.getvalue()
 
 
@@ -46,6 +65,9 @@ def tree_hdu(tree: dict) -> fits.BinTableHDU:
 
 def decode_tree(raw: bytes) -> dict:
     """Decode the ASDF bytes of an ``ASDF`` HDU into a plain dict tree (gwcs restored)."""
+    plain = _decode_plain(raw)
+    if plain is not None:
+        return plain
     import asdf
     from asdf import treeutil
     from asdf.tags.core import NDArrayType
@@ -90,3 +112,52 @@ def _plain(node):
     if isinstance(node, np.generic):
         return node.item()
     return node
+
+
+def _is_plain(node) -> bool:
+    if isinstance(node, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in node.items())
+    if isinstance(node, list):
+        return all(_is_plain(v) for v in node)
+    return node is None or isinstance(node, (str, bool, int, float))
+
+
+def _encode_plain(tree: dict) -> bytes:
+    """A valid ASDF 1.5 document of plain values, written without loading asdf."""
+    library = {"asdf_library": {"name": "webbcal", "version": __version__}}
+    body = yaml.safe_dump({**library, **tree}, sort_keys=False, default_flow_style=False,
+                          allow_unicode=False, width=100)
+    body = body.replace("asdf_library:\n", "asdf_library: !core/software-1.0.0\n", 1)
+    return (_PLAIN_HEADER + body + "...\n").encode("utf-8")
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader that reads the bookkeeping tags of ASDF as plain mappings."""
+
+
+def _tagged_mapping(loader, suffix, node):
+    return loader.construct_mapping(node, deep=True)
+
+
+_PlainLoader.add_multi_constructor("tag:stsci.edu:asdf/", _tagged_mapping)
+
+
+def _decode_plain(raw: bytes) -> dict | None:
+    """The tree of a document with only plain values, or None when asdf is needed."""
+    if _BLOCK_MAGIC in raw:
+        return None
+    start = raw.find(b"\n---")
+    if start < 0:
+        return None
+    tags = set(m.decode() for m in _TAG_PATTERN.findall(raw))
+    if not tags <= _PLAIN_TAGS or b"!<" in raw:
+        return None
+    try:
+        tree = yaml.load(raw, Loader=_PlainLoader)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(tree, dict):
+        return None
+    for key in _BOOKKEEPING:
+        tree.pop(key, None)
+    return tree

@@ -364,11 +364,11 @@ def build_hdulist(product: Product, path: Path) -> fits.HDUList:
             if not _is_structural(card_key):
                 hdu.header[card_key] = value
         hdus.append(hdu)
-    if product.tree:
-        try:
-            hdus.append(asdf_ext.tree_hdu(product.tree))
-        except Exception as exc:
-            raise WebbcalError(path, f"metadata tree cannot be serialised to ASDF: {_reason(exc)}") from None
+    # Always written, even for an empty tree: the official Step.call(path) expects it.
+    try:
+        hdus.append(asdf_ext.tree_hdu(product.tree or {}))
+    except Exception as exc:
+        raise WebbcalError(path, f"metadata tree cannot be serialised to ASDF: {_reason(exc)}") from None
     return fits.HDUList(hdus)
 
 

@@ -40,6 +40,30 @@ def ramp_from_product(product: Product) -> Ramp:
                 avdrkcur=avdrkcur, tables=dict(product.tables))
 
 
+# Readout keywords the Detector1 steps compute with (spec detector1.md §2.6).
+READOUT_KEYWORDS = {
+    "NINTS": (int, "integrations"), "NGROUPS": (int, "groups per integration"),
+    "NFRAMES": (int, "frames averaged per group; used by saturation, linearity, dark_current, "
+                     "jump and ramp_fit"),
+    "TFRAME": (float, "frame time; used by ramp_fit"),
+    "TGROUP": (float, "group time; used by jump and ramp_fit"),
+}
+
+
+def check_readout_keywords(meta: fits.Header, path) -> None:
+    """Fail with one line naming the first missing or invalid readout keyword."""
+    for key, (kind, what) in READOUT_KEYWORDS.items():
+        value = meta.get(key)
+        if value is None or isinstance(value, bool):
+            raise WebbcalError(path, f"keyword {key} ({what}) is missing")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise WebbcalError(path, f"keyword {key}={value!r} is not a number") from None
+        if number <= 0:
+            raise WebbcalError(path, f"keyword {key}={value} must be positive")
+
+
 def ramp_to_product(ramp: Ramp, tree: dict | None = None) -> Product:
     arrays = {"SCI": ramp.data, "PIXELDQ": ramp.pixeldq, "GROUPDQ": ramp.groupdq}
     if ramp.zeroframe is not None:
