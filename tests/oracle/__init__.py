@@ -1,0 +1,1 @@
+"""The official STScI pipeline (jwst 3.0.0) run offline, as a test oracle for webbcal."""
