@@ -7,6 +7,7 @@ Rule files, in the order data flows through them:
     rules/common.smk     config validation, input functions, helpers
     rules/simulate.smk   the built-in program, when config names no input_dir (checkpoint)
     rules/detector1.smk  {exposure}_uncal.fits -> {exposure}_rate.fits, _rateints.fits
+    rules/image2.smk     {exposure}_rate.fits -> {exposure}_cal.fits, _i2d.fits (imaging)
 """
 
 
@@ -21,9 +22,11 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/detector1.smk"
+include: "rules/image2.smk"
 
 
 rule all:
     input:
         all_rate_files,
+        all_cal_files,
     default_target: True

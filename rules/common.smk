@@ -120,8 +120,46 @@ def detector1_outputs():
     return outputs
 
 
+def image2_step_params():
+    """What Image2 products depend on: every run step's parameters and overrides."""
+    return webbcal_config.stage_params(config, "image2")
+
+
+def image2_references(wildcards):
+    """The reference files this exposure's Image2 run reads (selected from its raw header,
+    which carries the same selectors as its rate)."""
+    return webbcal_config.planned_references(
+        uncal_file(wildcards), references_dir(), image2_step_params()
+    )
+
+
+def image2_mem_mb(wildcards, input, attempt):
+    """Measured peak 539 MB for a full-frame rate (official: 1072 MB); 50 % margin,
+    doubled on each retry."""
+    return int(800 * attempt)
+
+
+IMAGING_EXP_TYPES = ("NRC_IMAGE",)
+
+
+def exposure_type(name):
+    """EXP_TYPE from the raw exposure's primary header ('' if it cannot be read)."""
+    from astropy.io import fits
+
+    try:
+        return str(fits.getval(str(uncal_dir() / f"{name}_uncal.fits"), "EXP_TYPE")).upper()
+    except (OSError, KeyError, ValueError):
+        return ""
+
+
 # ---------------------------------------------------------------- targets
 
 
 def all_rate_files(wildcards):
     return [product(f"{name}_rate.fits") for name in exposures()]
+
+
+def all_cal_files(wildcards):
+    """cal and i2d of every imaging exposure (grism exposures go to Spec2, not Image2)."""
+    names = [n for n in exposures() if exposure_type(n) in IMAGING_EXP_TYPES]
+    return [product(f"{n}_{suffix}.fits") for n in names for suffix in ("cal", "i2d")]

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "simulate": ("webbcal.commands.simulate:simulate", "Simulate a NIRCam program: raw exposures, references, associations, truth."),
     "refs": ("webbcal.commands.refs:refs", "Inspect the reference-file cache and its selection."),
     "detector1": ("webbcal.commands.detector1:detector1", "Stage 1: uncal -> rate and rateints."),
+    "image2": ("webbcal.commands.image2:image2", "Stage 2 imaging: rate (or image2 asn) -> cal and single-exposure i2d."),
     "step": ("webbcal.commands.step:step", "Run one calibration step alone (like strun)."),
     "config": ("webbcal.commands.config:config", "Print the full default configuration, one comment per parameter."),
 }

@@ -10,14 +10,16 @@ output behind. Input: a rate file or an image2 association (JSON).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from webbcal.errors import WebbcalError
-from webbcal.io.product import Product, read_product, write_product
+from webbcal.errors import ReferenceNotFound, WebbcalError
+from webbcal.io.atomic import atomic_path
+from webbcal.io.product import Product, build_hdulist, read_product, write_product
 from webbcal.pipeline.detector1 import NOT_APPLICABLE, ReferenceProvider, _cache_configured
 from webbcal.pipeline.settings import StepSettings, spec_bool
 from webbcal.refs import RefCache
@@ -154,6 +156,7 @@ def calibrate_image(image: CalImage, settings: dict[str, StepSettings], refs: Re
     """Run the Image2 steps on ``image`` (in place); ``only`` runs one step alone."""
     statuses, seconds = {}, {}
     i2d = None
+    references: dict[str, str] = {}
     for module in stage_modules():
         spec = module.SPEC
         step = settings[spec.name]
@@ -170,6 +173,9 @@ def calibrate_image(image: CalImage, settings: dict[str, StepSettings], refs: Re
                 log.info("%-16s skipped", spec.name)
                 continue
         elif spec.name == "resample":
+            # references are done with: record them and let the (full-frame) arrays go
+            references.update(refs.names())
+            refs.loaded.clear()
             exp_type = str(image.meta.get("EXP_TYPE", "")).upper()
             if skip or not with_resample or exp_type not in IMAGING_EXP_TYPES:
                 statuses[spec.name] = "SKIPPED"
@@ -180,8 +186,7 @@ def calibrate_image(image: CalImage, settings: dict[str, StepSettings], refs: Re
         elif skip or not_applicable:
             status = "SKIPPED"
         else:
-            usable = [r for r in spec.reftypes if step.overrides.get(r) != NOT_APPLICABLE]
-            status = module.apply(image, refs.get(usable, step.overrides), step.params)
+            status = module.apply(image, step_references(refs, spec, step.overrides), step.params)
         if spec.name != "resample":
             image.set_status(spec.status_key, status)
         statuses[spec.name] = status
@@ -189,7 +194,19 @@ def calibrate_image(image: CalImage, settings: dict[str, StepSettings], refs: Re
         log.info("%-16s %-8s %6.2f s", spec.name, status, seconds[spec.name])
     cal = image.to_product("ImageModel")
     return Image2Result(cal=cal, i2d=i2d, image=image, statuses=statuses,
-                        references=refs.names(), seconds=seconds)
+                        references={**references, **refs.names()}, seconds=seconds)
+
+
+def step_references(refs: ReferenceProvider, spec, overrides: dict) -> dict:
+    """The step's references; optional ones (filteroffset, area) may be absent, as CRDS's N/A."""
+    usable = [r for r in spec.reftypes if overrides.get(r) != NOT_APPLICABLE]
+    found = refs.get([r for r in usable if r not in spec.optional_reftypes], overrides)
+    for reftype in [r for r in usable if r in spec.optional_reftypes]:
+        try:
+            found.update(refs.get([reftype], overrides))
+        except ReferenceNotFound:
+            log.info("no %s reference for this exposure: %s runs without it", reftype, spec.name)
+    return found
 
 
 def _stamp(product: Product, result: Image2Result, settings, inputs) -> None:
@@ -220,32 +237,77 @@ def run_image2(input_path, *, cal_path=None, i2d_path=None, params: dict | None 
         raise WebbcalError(input_path, f"association has {len(items)} products; output names "
                                        "cannot be given for more than one (omit -o/--i2d)")
     cache = RefCache.from_config(refs_dir) if refs_dir is not None or _cache_configured() else None
-    planned, results = [], []
-    for item in items:
-        total = time.perf_counter()
-        image = read_image(item.science)
-        image.meta["ASNPOOL"] = item.asn_pool
-        image.meta["ASNTABLE"] = item.asn_path.name if item.asn_path else "singleton"
-        backgrounds = [read_image(p) for p in item.backgrounds]
-        if not backgrounds and settings["background"].params.get("bkg_list"):
-            backgrounds = [read_image(Path(p.strip())) for p in
-                           str(settings["background"].params["bkg_list"]).split(",") if p.strip()]
-        refs = ReferenceProvider(image.meta, cache, image.shape)
-        try:
-            result = calibrate_image(image, settings, refs, backgrounds, with_resample=save_i2d)
-        except WebbcalError as exc:
-            if exc.path is None:
-                raise WebbcalError(item.science, exc.problem) from None
-            raise
-        default_cal, default_i2d = default_outputs(item)
-        inputs = [item.science, *item.backgrounds]
-        _stamp(result.cal, result, settings, inputs)
-        planned.append((result.cal, Path(cal_path) if cal_path else default_cal))
-        if result.i2d is not None:
-            _stamp(result.i2d, result, settings, inputs)
-            planned.append((result.i2d, Path(i2d_path) if i2d_path else default_i2d))
-        log.info("image2 %s done in %.1f s", item.science.name, time.perf_counter() - total)
-        results.append(result)
-    for product, path in planned:
-        write_product(product, path)
+    results = []
+    # Each output goes to a temporary file next to its target as soon as it is made (memory
+    # stays one product deep); all are renamed into place only after every product succeeded,
+    # and an error removes them all (atomic_path), so a failure leaves no output behind.
+    with contextlib.ExitStack() as outputs:
+        for item in items:
+            result = calibrate_product(item, settings, cache, save_i2d)
+            default_cal, default_i2d = default_outputs(item)
+            targets = [(result.cal, Path(cal_path) if cal_path else default_cal)]
+            if result.i2d is not None:
+                targets.append((result.i2d, Path(i2d_path) if i2d_path else default_i2d))
+            for product, target in targets:
+                hdulist = build_hdulist(product, target)
+                hdulist.writeto(outputs.enter_context(atomic_path(target)), overwrite=True,
+                                output_verify="silentfix")
+                product.path = target
+            if len(items) > 1:  # keep statuses, not arrays, of many products
+                result.image = None
+            results.append(result)
     return results
+
+
+def calibrate_product(item: Image2Product, settings, cache, save_i2d: bool = True) -> Image2Result:
+    """Read one product's science (and background) rates and run the chain on it."""
+    total = time.perf_counter()
+    image = read_image(item.science)
+    image.meta["ASNPOOL"] = item.asn_pool
+    image.meta["ASNTABLE"] = item.asn_path.name if item.asn_path else "singleton"
+    backgrounds = [read_image(p) for p in item.backgrounds]
+    bkg_list = settings["background"].params.get("bkg_list")
+    if not backgrounds and bkg_list:
+        backgrounds = [read_image(Path(p.strip())) for p in str(bkg_list).split(",") if p.strip()]
+    refs = ReferenceProvider(image.meta, cache, image.shape)
+    try:
+        result = calibrate_image(image, settings, refs, backgrounds, with_resample=save_i2d)
+    except WebbcalError as exc:
+        if exc.path is None:
+            raise WebbcalError(item.science, exc.problem) from None
+        raise
+    inputs = [item.science, *item.backgrounds]
+    _stamp(result.cal, result, settings, inputs)
+    if result.i2d is not None:
+        _stamp(result.i2d, result, settings, inputs)
+    log.info("image2 %s done in %.1f s", item.science.name, time.perf_counter() - total)
+    return result
+
+
+def run_image2_step(name: str, input_path, output=None, *, params: dict | None = None,
+                    refs_dir=None) -> Path:
+    """Run one Image2 step alone on a rate/cal file (``webbcal step NAME``, like strun).
+
+    The output is ``<root>_<name>.fits`` next to the input unless given; for ``resample``
+    it is the i2d product of the input (which must already carry a WCS).
+    """
+    input_path = Path(input_path)
+    settings = resolve_settings({name: dict(params or {})}, source="command line")
+    if name == "background":
+        raise WebbcalError(input_path, "background needs an association with background members; "
+                                       "run 'webbcal image2 ASN' instead")
+    cache = RefCache.from_config(refs_dir) if refs_dir is not None or _cache_configured() else None
+    image = read_image(input_path)
+    if name == "resample" and image.wcs is None:
+        raise WebbcalError(input_path, "has no WCS (ASDF meta.wcs); run assign_wcs first")
+    refs = ReferenceProvider(image.meta, cache, image.shape)
+    try:
+        result = calibrate_image(image, settings, refs, only=name)
+    except WebbcalError as exc:
+        raise (WebbcalError(input_path, exc.problem) if exc.path is None else exc) from None
+    product = result.i2d if name == "resample" else result.cal
+    output = Path(output) if output else input_path.with_name(
+        f"{product_root(input_path)}_{'i2d' if name == 'resample' else name}.fits")
+    _stamp(product, result, settings, [input_path])
+    write_product(product, output)
+    return output

@@ -18,6 +18,8 @@ STAGES: dict[str, tuple[str, ...]] = {
         "group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
         "dark_current", "charge_migration", "jump", "persistence", "ramp_fit", "gain_scale",
     ),
+    # calwebb_image2 for imaging; background runs only with background members.
+    "image2": ("background", "assign_wcs", "flat_field", "photom", "resample"),
 }
 
 
