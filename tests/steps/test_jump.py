@@ -14,6 +14,9 @@ from webbcal.steps.containers import Ramp
 from webbcal.steps.jump import (SPEC, choose_mode, find_jumps, settings_from_params,
                                 snowball_settings_from_params)
 
+# The official algorithm: webbcal's extensions (SPEC help "webbcal extension") switched off.
+OFFICIAL = {**SPEC.defaults(), "leave_one_out": False, "use_row_noise": False}
+
 TGROUP = 10.73677
 DNU, SAT, JUMP = dqflags.DO_NOT_USE, dqflags.SATURATED, dqflags.JUMP_DET
 
@@ -101,7 +104,7 @@ def test_flags_identical_to_stcal(case, nframes):
     shape, overrides = CASES[case]
     rng = np.random.default_rng(sorted(CASES).index(case))
     data, gdq, pdq, gain, read_noise = random_exposure(rng, **shape)
-    params = {**SPEC.defaults(), **overrides}
+    params = {**OFFICIAL, **overrides}
     official_gdq, official_pdq, official_crs = stcal_jumps(data, gdq, pdq, gain, read_noise,
                                                            nframes, params)
     ours_gdq, ours_pdq = gdq.copy(), pdq.copy()
@@ -139,7 +142,7 @@ def test_snowballs_identical_to_stcal(size, overrides):
     rng = np.random.default_rng(len(overrides) + size)
     data, gdq, pdq, gain, read_noise = snowball_exposure(rng, ny=size, nx=size,
                                                          events=size // 8)
-    params = {**SPEC.defaults(), "expand_large_events": True, **overrides}
+    params = {**OFFICIAL, "expand_large_events": True, **overrides}
     official_gdq, _, _, official_events = stcal_jumps(data, gdq, pdq, gain, read_noise, 1, params)
     ours = gdq.copy()
     result = find_jumps(data, ours, pdq.copy(), gain, read_noise,
@@ -152,7 +155,7 @@ def test_snowballs_identical_to_stcal(size, overrides):
 
 
 def test_detection_modes_follow_the_group_counts():
-    s = settings_from_params(SPEC.defaults(), 1, TGROUP, np.ones((2, 2)))
+    s = settings_from_params(OFFICIAL, 1, TGROUP, np.ones((2, 2)))
     assert choose_mode(np.zeros((1, 10, 2, 2), np.uint8), s) == "iterative"
     assert choose_mode(np.zeros((1, 11, 2, 2), np.uint8), s) == "single_pass"
     assert choose_mode(np.zeros((100, 3, 2, 2), np.uint8), s) == "sigma_clip"
@@ -183,7 +186,7 @@ def test_cosmic_rays_found_and_few_false_jumps():
         data[0, g:, y, x] += a
     gdq = np.zeros(data.shape, np.uint8)
     ones = np.ones((ny, nx), np.float32)
-    params = {**SPEC.defaults(), "flag_4_neighbors": False}
+    params = {**OFFICIAL, "flag_4_neighbors": False}
     find_jumps(data.astype(np.float32), gdq, np.zeros((ny, nx), np.uint32), gain * ones,
                read_noise_cds * ones, settings_from_params(params, nframes, TGROUP, gain * ones))
     flagged = (gdq[0] & JUMP) != 0
@@ -201,7 +204,7 @@ def test_neighbours_flagged_but_not_on_saturated_groups():
     gdq = np.zeros(data.shape, np.uint8)
     gdq[0, 3:, 4, 5] = SAT
     ones = np.ones((ny, nx), np.float32)
-    params = {**SPEC.defaults(), "max_jump_to_flag_neighbors": 1e6}
+    params = {**OFFICIAL, "max_jump_to_flag_neighbors": 1e6}
     find_jumps(data, gdq, np.zeros((ny, nx), np.uint32), ones, 5 * ones,
                settings_from_params(params, 1, TGROUP, ones))
     jumped = (gdq[0, 3] & JUMP) != 0
@@ -227,7 +230,7 @@ def _ramp(ngroups=6, shape=(8, 8)):
 
 def test_apply_flags_in_place_and_writes_cr_rates():
     ramp, refs = _ramp()
-    assert jump.apply(ramp, refs, SPEC.defaults()) == "COMPLETE"
+    assert jump.apply(ramp, refs, OFFICIAL) == "COMPLETE"
     assert ramp.groupdq[0, 3, 2, 2] & JUMP
     assert np.count_nonzero(ramp.groupdq & JUMP) == 5  # the jump and its 4 neighbours
     expected = 1000.0 * 1 / (TGROUP * (6 - 1) * 64)  # neighbours are not primary CRs

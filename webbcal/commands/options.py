@@ -16,7 +16,7 @@ def param_option(param: Param, *, prefix: str = "") -> click.Option:
     if "_" in param.name:
         names.append(f"--{prefix}{param.name}")
     kind = click.Choice(param.choices) if param.choices else _CLICK_TYPES[param.type]
-    return click.Option(names, param.name, type=kind, default=None, show_default=False,
+    return click.Option(names + [param.name], type=kind, default=None, show_default=False,
                         help=f"{param.help} [default: {param.default}]")
 
 

@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from webbcal import __version__
+import numpy as np
+
+from webbcal import __version__, dqflags
 from webbcal.errors import WebbcalError
 from webbcal.io.product import Product, read_product, write_product
-from webbcal.pipeline.ramp_io import ramp_from_product, ramp_to_product, slope_to_product
+from webbcal.pipeline.ramp_io import check_readout_keywords, ramp_from_product, ramp_to_product, slope_to_product
 from webbcal.pipeline.settings import StepSettings, resolve_stage_settings
 from webbcal.refs import RefCache, get_references
 from webbcal.steps import registry
@@ -143,6 +145,7 @@ def run_detector1(uncal_path, *, rate_path=None, rateints_path=None, ramp_path=N
     total = time.perf_counter()
     product = read_product(uncal_path, expect=("Level1bModel", "RampModel"))
     ramp = ramp_from_product(product)
+    check_readout_keywords(ramp.meta, uncal_path)
     cache = RefCache.from_config(refs_dir) if refs_dir is not None or _cache_configured() else None
     try:
         result = calibrate_ramp(ramp, settings, ReferenceProvider(ramp.meta, cache, ramp.data.shape))
@@ -150,7 +153,7 @@ def run_detector1(uncal_path, *, rate_path=None, rateints_path=None, ramp_path=N
         if exc.path is None:  # attribute the problem to the exposure being processed
             raise WebbcalError(uncal_path, exc.problem) from None
         raise
-    if (rate_path or rateints_path) and result.rate is None:
+    if (rate_path or rateints_path) and (result.rate is None or _no_science_data(result.ramp)):
         raise WebbcalError(uncal_path, "no usable data: every pixel is saturated in group 0 "
                                        "of every integration, so no rate can be fitted")
     outputs = []
@@ -168,6 +171,20 @@ def run_detector1(uncal_path, *, rate_path=None, rateints_path=None, ramp_path=N
         write_product(out_product, out_path)
     log.info("detector1 %s done in %.1f s", uncal_path.name, time.perf_counter() - total)
     return result
+
+
+def _no_science_data(ramp: Ramp) -> bool:
+    """True when every light-sensitive pixel is saturated in group 0 of every integration.
+
+    The official pipeline only gives up when *all* pixels are; its NO_SAT_CHECK
+    reference pixels never saturate, so it writes a rate whose every science pixel is
+    NaN. webbcal reports the exposure as unusable instead.
+    """
+    science = (ramp.pixeldq & dqflags.REFERENCE_PIXEL) == 0
+    if not science.any():
+        return False
+    saturated = np.all((ramp.groupdq[:, 0] & dqflags.SATURATED) != 0, axis=0)
+    return bool(saturated[science].all())
 
 
 def _cache_configured() -> bool:

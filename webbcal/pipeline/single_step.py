@@ -7,7 +7,7 @@ from pathlib import Path
 from webbcal.errors import WebbcalError
 from webbcal.io.product import read_product, write_product
 from webbcal.pipeline.detector1 import ReferenceProvider, calibrate_ramp, _cache_configured, _stamp
-from webbcal.pipeline.ramp_io import ramp_from_product, ramp_to_product
+from webbcal.pipeline.ramp_io import check_readout_keywords, ramp_from_product, ramp_to_product
 from webbcal.pipeline.settings import resolve_stage_settings
 from webbcal.refs import RefCache
 from webbcal.steps import registry
@@ -34,6 +34,7 @@ def run_single_step(name: str, input_path, output=None, *, params=None, refs_dir
                                        "run 'webbcal detector1' instead")
     product = read_product(input_path, expect=("Level1bModel", "RampModel"))
     ramp = ramp_from_product(product)
+    check_readout_keywords(ramp.meta, input_path)
     try:
         result = calibrate_ramp(ramp, settings, ReferenceProvider(ramp.meta, cache, ramp.data.shape), only=name)
     except WebbcalError as exc:

@@ -58,6 +58,9 @@ class _Timing:
     frame: float      # TFRAME (float32 precision)
     one_group: float  # (NFRAMES + 1) * TFRAME / 2: time of a ramp with only group 0
     suppress: bool
+    nframes: int = 1  # frames averaged per group
+    frame_step: int = 1  # NFRAMES + GROUPGAP: frames from one group's start to the next
+    exact_variance: bool = False  # webbcal: variances of the estimator actually used
 
 
 @dataclass
@@ -163,11 +166,14 @@ def _snr_power_class(snr: np.ndarray) -> np.ndarray:
 
 
 def _fit_long_segments(data: np.ndarray, pix: np.ndarray, start: int, n: int,
-                       rnoise: np.ndarray, gain: np.ndarray, tgroup: float) -> np.ndarray:
+                       rnoise: np.ndarray, gain: np.ndarray, tgroup: float,
+                       variance_factors: list | None = None) -> np.ndarray:
     """Optimally weighted OLS slopes (DN/s) of segments of groups ``start``..``start+n-1``.
 
     The sums run over the groups in order, in float64, with the weights rounded to
-    float32 (C ``powf``), exactly as ``slope_fitter.c`` accumulates them.
+    float32 (C ``powf``), exactly as ``slope_fitter.c`` accumulates them. With
+    ``variance_factors`` = [group covariance], its content is replaced by the per-pixel
+    (sum c_j², cᵀ K c) of :func:`_class_variance_factors` (webbcal ``exact_variance``).
     """
     ramp = data[start:start + n][:, pix]
     signal = ramp[-1] - ramp[0]
@@ -201,7 +207,52 @@ def _fit_long_segments(data: np.ndarray, pix: np.ndarray, start: int, n: int,
         sumy += y * weight
         sumxy += y * xw
     invden = 1.0 / (sumw * sumxx - sumx * sumx)
+    if variance_factors is not None:  # holds the group covariance; gets per-pixel factors
+        cov = variance_factors.pop()
+        variance_factors.append(_class_variance_factors(table, n, cov)[:, power_class])
     return (sumw * sumxy - sumx * sumy) * invden / tgroup
+
+
+def _class_variance_factors(table: np.ndarray, n: int, cov: np.ndarray) -> np.ndarray:
+    """(sum c_j², cᵀ K c) for each weighting-exponent class of an n-group segment.
+
+    The slope is sum_j c_j y_j with c_j = w_j (Sw x_j - Sx) / Den: a common factor of the
+    weights (1/rn²) cancels and a shift of x does not matter, so c depends only on n and
+    the exponent class, and so do the variance factors.
+    """
+    x = np.arange(n, dtype=np.float64)
+    out = np.empty((2, table.shape[1]))
+    for k in range(table.shape[1]):
+        w = table[:, k]
+        sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()
+        c = w * (sw * x - sx) / (sw * sxx - sx * sx)
+        out[0, k] = (c * c).sum()
+        out[1, k] = c @ cov @ c
+    return out
+
+
+def _group_covariance(n: int, nframes: int, frame_step: int) -> np.ndarray:
+    """Poisson covariance of n consecutive group averages, in frame times per unit rate.
+
+    Charge grows as a Poisson process, so Cov(Q(t), Q(t')) ∝ min(t, t'); a group is the
+    mean of ``nframes`` frames, ``frame_step`` frames apart from one group to the next.
+    A common offset of all times cancels in a slope (its coefficients sum to 0).
+    """
+    frames = np.arange(n)[:, None] * frame_step + np.arange(nframes)[None, :]
+    flat = frames.ravel()
+    both = np.minimum(flat[:, None], flat[None, :]).reshape(n, nframes, n, nframes)
+    return both.mean(axis=(1, 3)).astype(np.float64)
+
+
+def _exact_variances(factors: np.ndarray, rn_dn: np.ndarray, rate_dn: np.ndarray,
+                     t: _Timing) -> tuple[np.ndarray, np.ndarray]:
+    """Read-noise and Poisson variances (DN/s)^2 of slopes sum_j c_j y_j / TGROUP.
+
+    ``factors`` (2, npix): sum c_j² and cᵀ K c (K from :func:`_group_covariance`); white
+    read noise ``rn_dn`` per group; Poisson from ``rate_dn`` (DN/s incl. dark, per gain).
+    """
+    t2 = t.group * t.group
+    return factors[0] * rn_dn * rn_dn / t2, rate_dn * t.frame * factors[1] / t2
 
 
 def _len1_timing(pix: np.ndarray, zeroth: np.ndarray, zframe: np.ndarray, t: _Timing) -> np.ndarray:
@@ -225,10 +276,14 @@ def _fit_segments(data, segs: _Segments, rnoise, gain, dark, mrate, zeroth, zfra
     ngroups = data.shape[0]
     long_ = length >= 3
     kind = np.where(long_, length * ngroups + start, -1)
+    exact = {}
     for key in np.unique(kind[long_]):
         sel = kind == key
         n, first = divmod(int(key), ngroups)
-        slope[sel] = _fit_long_segments(data, pix[sel], first, n, rnoise, gain, t.group)
+        factors = [_group_covariance(n, t.nframes, t.frame_step)] if t.exact_variance else None
+        slope[sel] = _fit_long_segments(data, pix[sel], first, n, rnoise, gain, t.group, factors)
+        if factors is not None:
+            exact[key] = (sel, factors[0])
     g = gain[pix]
     pden = timing * g
     pden[long_] = pden[long_] * (length[long_] - 1.0)
@@ -236,6 +291,23 @@ def _fit_segments(data, segs: _Segments, rnoise, gain, dark, mrate, zeroth, zfra
     with np.errstate(divide="ignore", invalid="ignore"):
         var_p = np.where(m > 0.0, m + dark[pix], dark[pix]) / pden
     var_r = _segment_read_variance(length, rnoise[pix], g, timing, t.group)
+    if t.exact_variance:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            poisson_rate = np.where(m > 0.0, m + dark[pix], dark[pix]) / g  # (DN/s)/(e/DN)
+            rn_dn = rnoise[pix] / g
+        good_gain = g > 0.0  # bad gains (pixel DO_NOT_USE) keep the official values
+        two &= good_gain
+        if two.any():
+            cov = _group_covariance(2, t.nframes, t.frame_step)
+            factors = np.array([[2.0], [cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]]])
+            vr, vp = _exact_variances(factors, rn_dn[two], poisson_rate[two], t)
+            var_r[two], var_p[two] = vr, vp
+        for sel, factors in exact.values():
+            idx = np.flatnonzero(sel)
+            idx = idx[good_gain[idx]]
+            ok = good_gain[sel]
+            vr, vp = _exact_variances(factors[:, ok], rn_dn[idx], poisson_rate[idx], t)
+            var_r[idx], var_p[idx] = vr, vp
     return slope, var_p, var_r, var_p + var_r
 
 

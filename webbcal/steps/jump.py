@@ -10,6 +10,13 @@ NO_GAIN_VALUE | DO_NOT_USE in PIXELDQ. The algorithm is in ``webbcal.steps._ramp
 the same pixels are flagged as by stcal. Snowballs (``expand_large_events``, off by
 default as in jwst) are in ``webbcal.steps._ramp_snowball``; MIRI showers
 (``find_showers``) are not implemented.
+
+Defaults that differ from the official (False = official): ``use_row_noise`` adds the row
+(1/f) noise that refpix left behind (keyword ROWNOISE, DN per group) to the read noise of a
+difference, so that residual 1/f stripes are not flagged as jumps; ``leave_one_out`` also
+requires each flagged difference to stand out from the mean of the pixel's other
+differences by the threshold times the noise of that comparison (``_ramp_jump``). Together
+on a simulated full frame: false jumps 0.157 % → 0.022 %, every detectable CR still found.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from webbcal import dqflags
 from webbcal.errors import WebbcalError
 from webbcal.steps import _ramp_jump as tp
 from webbcal.steps._ramp_snowball import SnowballSettings, flag_snowballs
+from webbcal.steps import _row_noise as row_noise
 from webbcal.steps.base import Param, StepSpec
 from webbcal.steps.containers import Ramp
 
@@ -83,6 +91,14 @@ SPEC = StepSpec(
               "minimum number of groups to switch to sigma clipping"),
         Param("only_use_ints", bool, True,
               "in sigma clipping compare the same group across integrations only"),
+        Param("leave_one_out", bool, True,
+              "webbcal extension: also test each difference against the mean of the other "
+              "differences, with the noise of that comparison, and flag only where both this "
+              "and the official statistic pass (iterative mode); the official alone flags "
+              "0.12 % of pure-noise 10-group pixels at 4 sigma (False = official)"),
+        Param("use_row_noise", bool, True,
+              "webbcal extension: add the row (1/f) noise refpix left behind (keyword ROWNOISE) "
+              "to the read noise, so noise is not flagged as jumps (False = official)"),
     ),
     doc="Flag cosmic-ray jumps (two-point difference) in GROUPDQ.",
 )
@@ -223,6 +239,7 @@ def settings_from_params(params: dict, nframes: int, tgroup: float,
         minimum_sigclip_groups=int(params["minimum_sigclip_groups"]),
         only_use_ints=bool(params["only_use_ints"]),
         min_diffs_single_pass=int(params["min_diffs_single_pass"]),
+        leave_one_out=bool(params.get("leave_one_out", True)),
     )
 
 
@@ -284,7 +301,8 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
         raise WebbcalError(ramp.meta.get("FILENAME"),
                            f"jump needs NFRAMES and TGROUP: {exc}") from None
     gain = _reference_array(refs, "gain", (ny, nx))
-    read_noise = _reference_array(refs, "readnoise", (ny, nx))
+    read_noise = row_noise.effective_read_noise(_reference_array(refs, "readnoise", (ny, nx)),
+                                                ramp.meta, nframes, bool(params["use_row_noise"]))
     settings = settings_from_params(params, nframes, tgroup, gain)
     result = find_jumps(ramp.data, ramp.groupdq, ramp.pixeldq, gain, read_noise, settings,
                         snowball_settings_from_params(params, tgroup))

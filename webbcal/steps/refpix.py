@@ -27,6 +27,11 @@ result is the same without ever building a 2048² array). ``refpix_algorithm='si
 needs a SIRSKERNEL reference that webbcal does not use: the running median is used, as the
 official does when that reference is unavailable. IRS2 and MIRI parameters are accepted
 for compatibility and have no effect on NIRCam.
+
+After the correction the row noise it leaves behind (1/f faster than the side smoothing,
+plus the reference pixels' own noise; ~1 DN per group on the simulated NRCA1) is measured
+on the science pixels and recorded as ``ROWNOISE`` for jump and ramp_fit
+(``webbcal.steps._row_noise``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from webbcal import dqflags
 from webbcal.errors import WebbcalError
+from webbcal.steps import _row_noise as row_noise
 from webbcal.steps.base import Param, StepSpec
 from webbcal.steps.containers import Ramp
 
@@ -319,6 +325,10 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
         side_gain=float(params.get("side_gain", 1.0)), siglimit=float(params.get("siglimit", 3.0)),
         subarray_side_correction=bool(params.get("subarray_side_correction", True)))
     status = subtract_reference_pixels(ramp.data, ramp.pixeldq, **options)
+    if status == "COMPLETE":
+        # what the correction leaves behind, for jump and ramp_fit's noise model
+        meta[row_noise.KEYWORD] = (round(row_noise.residual_row_noise(
+            ramp.data, ramp.groupdq, ramp.pixeldq), 4), row_noise.COMMENT)
     if status == "COMPLETE" and meta.get("ZEROFRAM", False) and ramp.zeroframe is not None:
         # the ZEROFRAME is corrected as a one-group ramp; unusable (0) values stay 0
         unusable = ramp.zeroframe == 0.0

@@ -11,9 +11,19 @@ Thresholds are raw DN (bias included), so the step runs before superbias. Per in
 3. group-2 test: a group 2 that jumps by more than the remaining headroom allows, followed
    by a saturated group 3, saturated part-way: DO_NOT_USE. The superbias is removed from
    group 1 before extrapolating it, so a large bias does not fake saturation;
-4. ZEROFRAME values that saturate (grown) or are <= 0 are set to 0 ("unusable").
+4. ZEROFRAME values that saturate (grown) or are <= 0 are set to 0 ("unusable");
+5. (webbcal) pixels left with fewer than two usable groups although their own groups 0
+   and 1 are below threshold get those two groups back (see below).
 
 Pixels flagged NO_SAT_CHECK in the reference, or with a NaN threshold, never saturate.
+
+Default that differs from the official (``keep_two_groups``, False = official): growing
+the flags of a star's core onto its neighbours in the group where the core saturates (and
+the grown DO_NOT_USE of the backward test) leaves many pixels that are themselves below
+threshold in groups 0 and 1 with group 0 alone, which ramp_fit then discards
+(``suppress_one_group``): the official loses 77 % of the pixels saturating in groups 2-5.
+Such pixels get groups 0 and 1 back (only those two; later groups stay flagged, so the
+spill the growth guards against cannot reach their rate beyond group 1).
 """
 
 from __future__ import annotations
@@ -41,6 +51,12 @@ SPEC = StepSpec(
               minimum=0),
         Param("use_readpatt", bool, True,
               "use the frames-per-group read pattern to catch saturation inside averaged groups"),
+        Param("keep_two_groups", bool, True,
+              "webbcal extension: a pixel below its own threshold in groups 0 and 1 keeps "
+              "those two groups even when flags grown from a saturating neighbour (or the "
+              "neighbour's partial-saturation test) would take them, so it still gets a rate "
+              "(the official leaves it one group and ramp_fit discards it: 77% of pixels "
+              "saturating in groups 2-5 come out NaN). False = official behaviour"),
     ),
     doc="Flag saturated (and A/D floor) groups from the SATURATION reference thresholds.",
 )
@@ -92,7 +108,7 @@ def flag_saturated(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarray,
                    threshold: np.ndarray, threshold_dq: np.ndarray, *,
                    n_pix_grow_sat: int = 1, frames: list[list[int]] | None = None,
                    bias: np.ndarray | None = None,
-                   zeroframe: np.ndarray | None = None) -> None:
+                   zeroframe: np.ndarray | None = None, keep_two_groups: bool = False) -> None:
     """Flag saturation in ``groupdq`` and ``pixeldq`` (and zero bad ``zeroframe`` values).
 
     data (nints, ngroups, ny, nx) raw DN; threshold/threshold_dq/bias (ny, nx); ``frames``
@@ -111,6 +127,7 @@ def flag_saturated(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarray,
     diluted = np.empty_like(thresh64) if dilutions else None
 
     for i in range(nints):
+        before = groupdq[i, :2].copy() if keep_two_groups and ngroups >= 2 else None
         ever_saturated = np.zeros(data.shape[2:], dtype=bool)
         for g in range(ngroups):
             plane, gdq = data[i, g], groupdq[i, g]
@@ -132,6 +149,9 @@ def flag_saturated(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarray,
 
         if frames is not None and ngroups > 2:
             _flag_group2_saturation(data[i], groupdq[i], thresh, bias, frames)
+
+        if before is not None:
+            _keep_two_groups(data[i], groupdq[i], before, thresh, dilutions)
 
         if zeroframe is not None:
             _zero_bad_zeroframe(zeroframe[i], thresh, n_pix_grow_sat)
@@ -166,6 +186,29 @@ def _flag_group2_saturation(data, groupdq, thresh, bias, frames) -> None:
     groupdq[1] |= _as_flags(flag, np.uint8(dqflags.DO_NOT_USE))
 
 
+def _keep_two_groups(data, groupdq, before, thresh, dilutions) -> None:
+    """Give groups 0 and 1 back to pixels that only lost them to a neighbour's flags.
+
+    A pixel qualifies when the averages of its own groups 0 and 1 are below its threshold,
+    they carried no flag before this step, and this step left it fewer than two usable
+    groups. The partial-saturation (dilution) test is overridden too: it compares the
+    bias-included threshold with a bias-included average, so it fires below saturation,
+    and a group 1 whose last frame did saturate costs a few percent of a bright pixel's
+    rate rather than the whole pixel. Only the
+    SATURATED / DO_NOT_USE flags of groups 0 and 1 are removed; later groups stay flagged.
+    """
+    flags = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)
+    usable = (groupdq & flags) == 0
+    short = usable.sum(axis=0) < 2
+    own_clean = ((data[0] < thresh) & (data[1] < thresh) & (data[0] > 0) & (data[1] > 0)
+                 & (before[0] == 0) & (before[1] == 0))
+    restore = short & own_clean
+    if restore.any():
+        keep = np.uint8(0xFF ^ flags)
+        groupdq[0][restore] &= keep
+        groupdq[1][restore] &= keep
+
+
 def _zero_bad_zeroframe(plane, thresh, n_pix_grow_sat) -> None:
     bad = grow_mask(plane >= thresh, n_pix_grow_sat) | (plane <= 0)
     plane[bad] = 0.0
@@ -192,7 +235,8 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
     zeroframe = ramp.zeroframe if ramp.meta.get("ZEROFRAM", False) else None
     flag_saturated(ramp.data, ramp.groupdq, ramp.pixeldq, threshold, threshold_dq,
                    n_pix_grow_sat=int(params.get("n_pix_grow_sat", 1)), frames=frames,
-                   bias=bias, zeroframe=zeroframe)
+                   bias=bias, zeroframe=zeroframe,
+                   keep_two_groups=bool(params.get("keep_two_groups", True)))
     n_sat = int(np.any(ramp.groupdq & dqflags.SATURATED, axis=(0, 1)).sum())
     log.info("%d pixels saturated in at least one group", n_sat)
     return "COMPLETE"
