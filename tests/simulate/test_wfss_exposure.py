@@ -54,8 +54,12 @@ def test_raw_exposures_are_level1b_with_wfss_and_imaging_headers(observation):
 def test_spec2_association_names_the_direct_image_level3_products(observation):
     from jwst.associations import load_asn
 
+    from webbcal.asn import write_associations
+
     outdir, summary = observation
     asn_dir = outdir / "asn"
+    # simulate_program writes them after every exposure exists; here simulate_wfss ran alone
+    write_associations(outdir / "uncal", asn_dir)
     with open(asn_dir / "jw09999-o002_image3_00001_asn.json") as f:
         image3 = load_asn(f)
     with open(asn_dir / "jw09999-o002_spec2_00001_asn.json") as f:

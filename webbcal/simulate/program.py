@@ -34,6 +34,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from webbcal.asn import write_associations as generate_associations_into
 from webbcal.errors import WebbcalError
 from webbcal.io.atomic import atomic_path, atomic_write_text
 from webbcal.simulate import psf as psfmod
@@ -430,14 +431,14 @@ def simulate_program(outdir, settings: Settings, seed: int = 1) -> dict:
     atomic_write_text(out / "truth" / "pointing.json", json.dumps(pointing_truth, indent=1))
     atomic_write_text(out / "truth" / "settings.json",
                       json.dumps({**dataclasses.asdict(settings), "seed": seed}, indent=1, default=str))
-    asns = write_associations(out / "asn", settings, exposures, window)
-
     if settings.wfss:
         try:
             from webbcal.simulate.wfss import simulate_wfss
         except ImportError as exc:
             raise WebbcalError("wfss", f"WFSS simulation is not available ({exc})") from None
         simulate_wfss(out, settings, catalog, _rng(seed, 21), seed=seed)
+    # Associations as the official asn_generate would build them from these headers.
+    asns = generate_associations_into(out / "uncal", out / "asn")
 
     elapsed = time.perf_counter() - t_start
     log.info("program simulated in %.1f s: %d exposures", elapsed, len(exposures))
@@ -467,44 +468,3 @@ def _write_truth(truth_dir: Path, name: str, truth: dict, sources: Table, header
 
 # --- associations ---------------------------------------------------------------------------
 
-def _asn(asn_type: str, rule: str, settings: Settings, products: list) -> dict:
-    from webbcal import __version__
-
-    return {
-        "asn_type": asn_type, "asn_rule": rule, "asn_id": f"o{settings.observation:03d}",
-        "asn_pool": f"jw{settings.program}_webbcal_pool", "program": settings.program,
-        "target": "t001" if asn_type == "image3" else "1", "version_id": None,
-        "code_version": f"webbcal {__version__}",
-        "degraded_status": "No known degraded exposures in association.",
-        "constraints": f"program={settings.program} instrument=nircam filter={settings.filter.lower()}"
-                       f" pupil=clear subarray={settings.subarray.lower()} exp_type=nrc_image",
-        "products": products,
-    }
-
-
-def image3_product_name(settings: Settings, window) -> str:
-    opt = "-".join(sorted(["clear", settings.filter.lower()], key=str.lower))
-    sub = "" if window.name == "FULL" else f"-{window.name.lower()}"
-    return f"jw{settings.program}-o{settings.observation:03d}_t001_nircam_{opt}{sub}"
-
-
-def write_associations(asn_dir: Path, settings: Settings, exposures: list[str], window) -> list[Path]:
-    """image2 per exposure and one image3 for the dither set (image2_image3_wfss.md §1)."""
-    acid = f"o{settings.observation:03d}"
-    cand = f"[('{acid}', 'observation')]"
-    paths = []
-    for seq, name in enumerate(exposures, start=1):
-        member = {"expname": f"{name}_rate.fits", "exptype": "science", "exposerr": None,
-                  "asn_candidate": cand}
-        asn = _asn("image2", "candidate_Asn_Lv2Image", settings, [{"name": name, "members": [member]}])
-        path = asn_dir / f"jw{settings.program}-{acid}_image2_{seq:05d}_asn.json"
-        atomic_write_text(path, json.dumps(asn, indent=4))
-        paths.append(path)
-    members = [{"expname": f"{n}_cal.fits", "exptype": "science", "exposerr": None, "asn_candidate": cand}
-               for n in exposures]
-    asn = _asn("image3", "candidate_Asn_Lv3Image", settings,
-               [{"name": image3_product_name(settings, window), "members": members}])
-    path = asn_dir / f"jw{settings.program}-{acid}_image3_00001_asn.json"
-    atomic_write_text(path, json.dumps(asn, indent=4))
-    paths.append(path)
-    return paths

@@ -32,7 +32,7 @@ from astropy.io import fits
 from astropy.table import Table, vstack
 from scipy.signal import fftconvolve
 
-from webbcal import __version__, dqflags
+from webbcal import dqflags
 from webbcal.errors import WebbcalError
 from webbcal.io import Product, write_product
 from webbcal.io.atomic import atomic_path, atomic_write_text
@@ -617,54 +617,6 @@ def level3_root(program: str, acid: str, filter_name: str, pupil: str) -> str:
     opt = "-".join(sorted([filter_name.lower(), pupil.lower()], key=str.lower))
     return f"jw{program}-{acid}_t001_nircam_{opt}"
 
-
-def write_wfss_associations(asn_dir: Path, program: str, plan: WfssPlan,
-                            grism_exposures: list[tuple[str, str]]) -> list[Path]:
-    """spec2 per grism exposure naming the direct image's Level-3 products; spec3 per grism.
-
-    ``grism_exposures``: (exposure name, pupil). The direct image's image2/image3
-    associations, with the same acid so the Level-3 names match, are written by
-    ``webbcal.simulate.program.write_associations``.
-    """
-    cand = f"[('{plan.acid}', 'observation')]"
-    direct_root = level3_root(program, plan.acid, plan.filter, "CLEAR")
-
-    def asn(asn_type, rule, products, constraints):
-        return {"asn_type": asn_type, "asn_rule": rule, "asn_id": plan.acid,
-                "asn_pool": f"jw{program}_webbcal_pool", "program": program,
-                "target": "t001" if asn_type == "spec3" else "1", "version_id": None,
-                "code_version": f"webbcal {__version__}",
-                "degraded_status": "No known degraded exposures in association.",
-                "constraints": constraints, "products": products}
-
-    def science(name, suffix):
-        return {"expname": f"{name}_{suffix}.fits", "exptype": "science", "exposerr": None,
-                "asn_candidate": cand}
-
-    paths = []
-    for seq, (name, _) in enumerate(grism_exposures, start=1):
-        members = [science(name, "rate"),
-                   {"expname": f"{direct_root}_i2d.fits", "exptype": "direct_image"},
-                   {"expname": f"{direct_root}_cat.ecsv", "exptype": "sourcecat"},
-                   {"expname": f"{direct_root}_segm.fits", "exptype": "segmap"}]
-        content = asn("spec2", "candidate_Asn_Lv2WFSSNRC", [{"name": name, "members": members}],
-                      f"program={program} instrument=nircam detector={plan.detector.lower()} "
-                      f"exp_type=nrc_wfss|nrc_image")
-        path = asn_dir / f"jw{program}-{plan.acid}_spec2_{seq:05d}_asn.json"
-        atomic_write_text(path, json.dumps(content, indent=4))
-        paths.append(path)
-    for seq, pupil in enumerate(plan.pupils, start=1):
-        members = [science(name, "cal") for name, p in grism_exposures if p == pupil]
-        product = {"name": level3_root(program, plan.acid, plan.filter, pupil), "members": members}
-        content = asn("spec3", "candidate_Asn_Lv3WFSSNRC", [product],
-                      f"program={program} instrument=nircam filter={plan.filter.lower()} "
-                      f"pupil={pupil.lower()} exp_type=nrc_wfss")
-        path = asn_dir / f"jw{program}-{plan.acid}_spec3_{seq:05d}_asn.json"
-        atomic_write_text(path, json.dumps(content, indent=4))
-        paths.append(path)
-    return paths
-
-
 def _grism_header(header, pupil: str, plan: WfssPlan):
     """An imaging header turned into the NRC_WFSS exposure of ``pupil``."""
     out = header.copy()
@@ -788,8 +740,6 @@ def simulate_wfss(outdir, settings, scene, rng, *, seed: int | None = None) -> d
         log.info("WFSS exposure %d/%d %s (%s)", number, n_total, name, header["PUPIL"])
         start += _dt.timedelta(seconds=timing.nints * timing.integration_duration + prog.OVERHEAD_S)
 
-    asns = prog.write_associations(out / "asn", direct_settings, direct_names, window)
-    asns += write_wfss_associations(out / "asn", settings.program, plan, grism_names)
     summary = {
         "acid": plan.acid, "detector": plan.detector, "filter": plan.filter,
         "grism_exposures": [n for n, _ in grism_names], "direct_exposures": direct_names,
@@ -798,7 +748,7 @@ def simulate_wfss(outdir, settings, scene, rng, *, seed: int | None = None) -> d
         "commanded_pointing": dict(zip(("RA_REF", "DEC_REF", "ROLL_REF"), pointing)),
         "exposures": truth_files, "catalog": f"{plan.acid}_wfss_catalog.ecsv",
         "dispersed_sources": int(len(grism_sources)), "min_flux_jy": plan.min_flux_jy,
-        "associations": [p.name for p in asns], "seed": seed,
+        "seed": seed,
     }
     atomic_write_text(out / "truth" / f"{plan.acid}_wfss.json",
                       json.dumps(summary, indent=1, default=float))
