@@ -40,37 +40,44 @@ require_root() {
     [[ $(id -u) == 0 ]] || die "must run as root (daemons run as root, munge and mysql users)"
 }
 
+# The packages of PACKAGES not installed, one per line.
 missing_packages() {
-    local pkg missing=()
+    local pkg
     for pkg in "${PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-            || missing+=("$pkg")
+            || echo "$pkg"
     done
-    echo "${missing[*]}"
 }
 
 cmd_install() {
     require_root
     local missing
-    missing=$(missing_packages)
-    if [[ -z $missing ]]; then
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]} == 0)); then
         say "packages already installed"
         return
     fi
-    say "installing: $missing"
+    say "installing: ${missing[*]}"
     apt-get update -q
-    # policy-rc.d / no systemd: the packages' own service starts fail harmlessly.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    # No systemd: the packages' own attempts to start their services fail harmlessly.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 }
 
 # ---------------------------------------------------------------- pid bookkeeping
+
+# Process $1 exists and is not a zombie (a stopped daemon whose parent has not reaped it).
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ${stat##*) } != Z* ]]
+}
 
 # The recorded pid of daemon $1 if that process is alive and still that program.
 live_pid() {
     local file=$PIDS/$1.pid pid
     [[ -f $file ]] || return 1
     pid=$(<"$file")
-    [[ -n $pid && -d /proc/$pid ]] || return 1
+    [[ -n $pid ]] && running "$pid" || return 1
     # Its command line names the daemon (also while setsid/setpriv are still exec-ing it).
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qw -- "$1" || return 1
     echo "$pid"
@@ -104,9 +111,8 @@ write_config() {
     chmod 755 "$STATE_DIR"
     # The node as slurmd sees it (real CPU count and memory), renamed localhost: the machine's
     # hostname is not, and slurmd is started with -N localhost. Keep 10 % of memory back.
-    local node cpus real_mb
+    local node real_mb
     node=$(slurmd -C | head -1)
-    cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$node")
     real_mb=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node")
     node=${node/NodeName=* CPUs=/NodeName=localhost NodeAddr=127.0.0.1 CPUs=}
     node=${node/RealMemory=$real_mb/RealMemory=$((real_mb * 9 / 10))}
@@ -249,7 +255,7 @@ cmd_start() {
     require_root
     local missing
     missing=$(missing_packages)
-    [[ -z $missing ]] || die "packages missing: $missing (run: $0 install)"
+    [[ -z $missing ]] || die "packages missing: ${missing//$'\n'/ } (run: $0 install)"
     write_config
     start_munged
     start_mariadbd
@@ -267,8 +273,8 @@ stop_one() {
     local name=$1 pid waited=0
     pid=$(live_pid "$name") || { rm -f "$PIDS/$name.pid"; return 0; }
     kill -TERM "$pid" 2>/dev/null || true
-    while [[ -d /proc/$pid ]] && ((waited++ < 40)); do sleep 0.5; done
-    if [[ -d /proc/$pid ]]; then
+    while running "$pid" && ((waited++ < 40)); do sleep 0.5; done
+    if running "$pid"; then
         say "$name (pid $pid) ignored SIGTERM; killing it"
         kill -KILL "$pid" 2>/dev/null || true
     fi
