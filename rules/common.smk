@@ -2,12 +2,14 @@
 # Rules never hold lambdas: what an input or parameter is comes from a named function here.
 
 import os
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 from webbcal import config as webbcal_config
 from webbcal.errors import WebbcalError
+from webbcal.io.atomic import TEMP_PREFIX
 
 
 def config_source():
@@ -16,9 +18,17 @@ def config_source():
     return given[-1] if given else "config/config.yaml"
 
 
+def stop(error):
+    """End the run with the one-line message webbcal prints everywhere (no traceback)."""
+    sys.exit(f"webbcal: error: {error}")
+
+
 # A one-line error naming the bad key first, then the conventional schema validation
 # (which also fills any section a partial --configfile left out with its defaults).
-webbcal_config.check_config(config, config_source())
+try:
+    webbcal_config.check_config(config, config_source())
+except WebbcalError as error:
+    stop(error)
 validate(config, schema="../config/schema.yaml")
 
 
@@ -69,6 +79,15 @@ def exposures():
     if not names:
         raise WebbcalError(folder, "no exposures (*_uncal.fits) in the input directory")
     return names
+
+
+# Given exposures are known now: a missing or empty input_dir stops the run here, in one
+# line, not later as a traceback of an input function.
+if not simulating():
+    try:
+        exposures()
+    except WebbcalError as error:
+        stop(error)
 
 
 def uncal_file(wildcards):
@@ -150,6 +169,23 @@ def exposure_type(name):
         return str(fits.getval(str(uncal_dir() / f"{name}_uncal.fits"), "EXP_TYPE")).upper()
     except (OSError, KeyError, ValueError):
         return ""
+
+
+def remove_stale_temporaries():
+    """Delete the temporary files (.webbcal-tmp-*) that killed jobs left under output_dir.
+
+    A job killed mid-write (SIGKILL, out of memory, node lost) cannot remove its own.
+    Snakemake's lock on these outputs means no other run writes there now: any such
+    file is debris, and its product is rerun as incomplete.
+    """
+    root = Path(config["output_dir"])
+    if root.is_dir():
+        for debris in root.rglob(f"{TEMP_PREFIX}*"):
+            debris.unlink(missing_ok=True)
+
+
+onstart:
+    remove_stale_temporaries()
 
 
 # ---------------------------------------------------------------- targets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -23,7 +24,9 @@ def _open_cache(cache_dir: Path | None) -> RefCache:
 
 def _exposure_header(path: Path) -> fits.Header:
     try:
-        return fits.getheader(path, 0)
+        with warnings.catch_warnings():  # astropy warns before failing: the error says it all
+            warnings.simplefilter("ignore")
+            return fits.getheader(path, 0)
     except FileNotFoundError:
         raise WebbcalError(path, "no such file") from None
     except OSError as exc:

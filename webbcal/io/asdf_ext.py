@@ -52,8 +52,29 @@ def encode_tree(tree: dict) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=asdf.exceptions.AsdfWarning)
-        asdf.AsdfFile(plain).write_to(buffer)
+        deterministic_asdf_file(plain).write_to(buffer)
     return buffer.getvalue()
+
+
+def deterministic_asdf_file(tree: dict):
+    """An ``asdf.AsdfFile`` whose bytes depend only on ``tree``.
+
+    asdf lists the extensions a file used in the order of a ``set`` of extension objects,
+    which changes from one Python process to the next (hash randomisation): the same tree
+    written twice gave different bytes. The list is sorted here so products and
+    reference files are bit-identical between runs.
+    """
+    import asdf
+
+    class _SortedExtensionHistory(asdf.AsdfFile):
+        def _update_extension_history(self, tree, serialization_context):
+            super()._update_extension_history(tree, serialization_context)
+            history = tree.get("history")
+            if isinstance(history, dict) and isinstance(history.get("extensions"), list):
+                history["extensions"].sort(key=lambda meta: (str(meta.get("extension_uri", "")),
+                                                             str(meta.get("extension_class", ""))))
+
+    return _SortedExtensionHistory(tree)
 
 
 def tree_hdu(tree: dict) -> fits.BinTableHDU:

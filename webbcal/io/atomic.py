@@ -8,11 +8,15 @@ removed and nothing appears under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".webbcal-tmp-"
+# Errors that are about where a file is written, whichever file the OS call named
+# (shutil.copyfile names its source when the destination's disk is full).
+_DESTINATION_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 @contextlib.contextmanager
@@ -23,8 +27,11 @@ def atomic_path(path: str | os.PathLike):
     ...     hdulist.writeto(tmp)
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=final.suffix, dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=final.suffix, dir=final.parent)
+    except OSError as exc:
+        raise _naming_product(exc, final, None)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -33,10 +40,25 @@ def atomic_path(path: str | os.PathLike):
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise _naming_product(exc, final, tmp)
         raise
+
+
+def _naming_product(exc: OSError, final: Path, tmp: Path | None) -> OSError:
+    """Make a write error (a full disk, a read-only directory) name the product, not the
+    temporary file that no longer exists, or nothing (astropy reports a full disk as a
+    bare ``OSError("Not enough space on disk ...")``)."""
+    named_elsewhere = exc.filename is not None and (tmp is None or os.fspath(exc.filename) != os.fspath(tmp))
+    if named_elsewhere and exc.errno not in _DESTINATION_ERRORS:  # e.g. an unreadable source
+        return exc
+    if exc.errno is not None:
+        exc.filename, exc.filename2 = os.fspath(final), None
+        return exc
+    return OSError(None, str(exc), os.fspath(final))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -337,7 +337,8 @@ def build_hdulist(product: Product, path: Path) -> fits.HDUList:
     lowered = {}  # keywords the schema reads from the SCI header (not for per-slit models)
     if not per_slit and "SCI" in product.arrays:
         sci_cards = product.ext_meta.get("SCI", {})
-        for key in {k for k in meta.keys() if is_sci_header_keyword(k) and k not in sci_cards}:
+        # in header order (not a set's): the same product must give the same bytes every run
+        for key in [k for k in dict.fromkeys(meta.keys()) if is_sci_header_keyword(k) and k not in sci_cards]:
             lowered[key] = meta[key]
             del meta[key]
     header.extend(meta, unique=False)

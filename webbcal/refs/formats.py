@@ -418,7 +418,7 @@ def _as_ascii(path: Path, name: str, col: str, data: np.ndarray, width: int) -> 
 
 
 def _write_asdf(path: Path, fmt: RefFormat, keywords: dict, tree: dict, tables: dict) -> Path:
-    import asdf  # only the ASDF reference types need it
+    from webbcal.io.asdf_ext import deterministic_asdf_file  # asdf loads only for ASDF types
 
     content = dict(tree)
     for key, table in tables.items():  # e.g. abvega_offset given as a table
@@ -435,7 +435,7 @@ def _write_asdf(path: Path, fmt: RefFormat, keywords: dict, tree: dict, tables: 
         meta.setdefault(key, value)
     content["meta"] = _deep_merge(meta, content.pop("meta", {}) or {})
     with atomic_path(path) as tmp:
-        asdf.AsdfFile(content).write_to(tmp)
+        deterministic_asdf_file(content).write_to(tmp)
     return path
 
 

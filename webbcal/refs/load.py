@@ -63,7 +63,7 @@ def load_reference(path: str | os.PathLike, reftype: str, sci_header, *,
                                          product.tables.get("DQ_DEF"))
     if fmt.spatial or (reftype == "ipc" and np.ndim(product.arrays["SCI"]) == 4):
         _fit_to_exposure(path, reftype, fmt.primary.name, product, sci_header, sci_shape)
-    _note_nans(path, product)
+    _check_values(path, fmt.primary.name if fmt.primary else None, product)
     return product
 
 
@@ -163,14 +163,27 @@ def _fit_to_exposure(path: Path, reftype: str, primary: str, product, sci_header
         product.meta["SUBARRAY"] = sci_header["SUBARRAY"]
 
 
-def _note_nans(path: Path, product) -> None:
-    """Log NaN counts of the pixel maps (cubes skipped: a full-frame dark is gigabytes)."""
+def _check_values(path: Path, primary: str, product) -> None:
+    """Log NaN counts of the pixel maps (cubes skipped: a full-frame dark is gigabytes).
+
+    NaN marks unusable pixels in official references (reference pixels of a saturation
+    map), but a primary plane with no finite value, or with infinities, is a corrupt
+    file: calibrating with it would silently turn every pixel into NaN or inf.
+    """
     for name, array in product.arrays.items():
         data = np.asarray(array) if np.ndim(array) <= 2 else None
-        if data is not None and data.dtype.kind == "f":
-            count = int(np.count_nonzero(np.isnan(data)))
-            if count:
-                log.info("%s: %s has %d NaN values", path.name, name, count)
+        if data is None or data.dtype.kind != "f" or data.size == 0:
+            continue
+        nans = int(np.count_nonzero(np.isnan(data)))
+        if nans:
+            log.info("%s: %s has %d NaN values", path.name, name, nans)
+        if name != primary:
+            continue
+        infinite = int(np.count_nonzero(np.isinf(data)))
+        if infinite:
+            raise WebbcalError(path, f"{name} has {infinite} infinite values")
+        if nans == data.size:
+            raise WebbcalError(path, f"{name} has no finite value (all {data.size} pixels are NaN)")
 
 
 def get_references(reftypes, header, cache=None, overrides: dict | None = None, *,
