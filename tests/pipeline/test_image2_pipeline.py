@@ -182,7 +182,7 @@ def test_association_naming_a_missing_file(image2_data, tmp_path):
         {"expname": "missing_rate.fits", "exptype": "science"}]}]}
     path = tmp_path / "bad_asn.json"
     path.write_text(json.dumps(asn))
-    with pytest.raises(WebbcalError, match="missing_rate.fits not found"):
+    with pytest.raises(WebbcalError, match="member 'missing_rate.fits' of product .* not found"):
         run_image2(path, refs_dir=image2_data.refs)
     assert _no_outputs(tmp_path)
 

@@ -9,7 +9,7 @@ import yaml
 
 from webbcal.commands.options import override_options
 from webbcal.errors import WebbcalError
-from webbcal.pipeline.settings import parse_assignment
+from webbcal.pipeline.settings import parse_assignment, resolve_stage_settings
 from webbcal.steps import registry
 
 
@@ -79,6 +79,9 @@ def detector1(ctx, uncal, rate, rateints, ramp, refs_dir, config_file, assignmen
 
     reftype_overrides = {k.removeprefix("override_"): v for k, v in overrides.items()}
     params = build_params(config_file, assignments, skips, runs, reftype_overrides)
+    # Validated here so that a bad key or value names the file it came from.
+    resolve_stage_settings("detector1", params,
+                           source=str(config_file) if config_file else "command line")
     rate = rate or default_output(uncal, "rate")
     rateints = rateints or rate.with_name(rate.name.replace("_rate.fits", "_rateints.fits")
                                           if rate.name.endswith("_rate.fits")

@@ -11,12 +11,12 @@ output behind. Input: a rate file or an image2 association (JSON).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from webbcal.asn import member_path, read_association
 from webbcal.errors import ReferenceNotFound, WebbcalError
 from webbcal.io.atomic import atomic_path
 from webbcal.io.product import Product, build_hdulist, read_product, write_product
@@ -109,38 +109,20 @@ def load_inputs(path) -> list[Image2Product]:
         if not path.exists():
             raise WebbcalError(path, "no such file")
         return [Image2Product(name=product_root(path), science=path)]
-    try:
-        asn = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise WebbcalError(path, "no such association file") from None
-    except (OSError, ValueError) as exc:
-        raise WebbcalError(path, f"not a JSON association: {exc}") from None
-    products = asn.get("products") if isinstance(asn, dict) else None
-    if not products:
-        raise WebbcalError(path, "association has no products")
+    # One reader for every association: structure, duplicate members, member files that
+    # exist next to the association and come from one instrument.
+    asn = read_association(path, check_members=True)
     out = []
-    for product in products:
-        members = product.get("members") or []
-        science = [m for m in members if str(m.get("exptype", "")).lower() == "science"]
+    for product in asn.products:
+        science = product.members_of_type("science")
         if len(science) != 1:
-            raise WebbcalError(path, f"product {product.get('name')!r} has {len(science)} science "
+            raise WebbcalError(path, f"product {product.name!r} has {len(science)} science "
                                      "members; image2 needs exactly one")
-        resolved = {}
-        for member in members:
-            kind = str(member.get("exptype", "")).lower()
-            if kind not in ("science", "background"):
-                continue
-            member_path = Path(member["expname"])
-            if not member_path.is_absolute():
-                member_path = path.parent / member_path
-            if not member_path.exists():
-                raise WebbcalError(path, f"{kind} member {member['expname']} not found "
-                                         f"(looked in {member_path.parent})")
-            resolved.setdefault(kind, []).append(member_path)
-        out.append(Image2Product(name=product.get("name") or product_root(resolved["science"][0]),
-                                 science=resolved["science"][0],
-                                 backgrounds=resolved.get("background", []),
-                                 asn_path=path, asn_pool=str(asn.get("asn_pool", ""))))
+        backgrounds = [member_path(path, m) for m in product.members_of_type("background")]
+        science_path = member_path(path, science[0])
+        out.append(Image2Product(name=product.name or product_root(science_path),
+                                 science=science_path, backgrounds=backgrounds,
+                                 asn_path=path, asn_pool=asn.asn_pool or ""))
     return out
 
 

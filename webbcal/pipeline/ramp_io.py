@@ -22,6 +22,12 @@ def ramp_from_product(product: Product) -> Ramp:
     if sci is None or sci.ndim != 4:
         raise WebbcalError(product.path, "expected a 4-D SCI ramp (nints, ngroups, ny, nx)")
     data = np.array(sci, dtype=np.float32)  # one owned, native-endian copy
+    if sci.dtype.kind == "f":  # a raw uncal (integers) is always finite
+        finite = np.isfinite(data)
+        if np.isinf(data).any():
+            raise WebbcalError(product.path, f"SCI has {int(np.isinf(data).sum())} infinite values")
+        if not finite.any():
+            raise WebbcalError(product.path, "SCI has no finite value (all NaN)")
     nints, ngroups, ny, nx = data.shape
     groupdq = product.arrays.get("GROUPDQ")
     groupdq = (np.zeros(data.shape, np.uint8) if groupdq is None or groupdq.shape != data.shape
@@ -50,8 +56,19 @@ READOUT_KEYWORDS = {
 }
 
 
+# Keywords that select the reference files (and so the calibration) of an exposure.
+SELECTION_KEYWORDS = {
+    "INSTRUME": "instrument", "DETECTOR": "detector", "EXP_TYPE": "exposure type",
+    "READPATT": "readout pattern; selects superbias, readnoise and the dark",
+}
+
+
 def check_readout_keywords(meta: fits.Header, path) -> None:
     """Fail with one line naming the first missing or invalid readout keyword."""
+    for key, what in SELECTION_KEYWORDS.items():
+        value = meta.get(key)
+        if value is None or not str(value).strip():
+            raise WebbcalError(path, f"keyword {key} ({what}) is missing")
     for key, (kind, what) in READOUT_KEYWORDS.items():
         value = meta.get(key)
         if value is None or isinstance(value, bool):

@@ -115,6 +115,13 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
     if avdrkcur is not None:
         ramp.avdrkcur = avdrkcur
     meta = ramp.meta
+    needed = total_frames(ramp.data.shape[1], int(meta.get("NFRAMES", 1)), int(meta.get("GROUPGAP", 0)))
+    available = total_frames(dark.shape[0], int(dark_ref.meta.get("NFRAMES", 1)),
+                             int(dark_ref.meta.get("GROUPGAP", 0)))
+    if needed > available and dark.shape[0] < 2:
+        # extrapolation continues the last frame-to-frame difference: it needs two planes
+        raise WebbcalError(path, f"dark has {dark.shape[0]} plane(s) ({available} frames); the "
+                                 f"exposure needs {needed} frames and one plane cannot be extrapolated")
     resampled = dark_for_pattern(
         dark, ramp.data.shape[1], int(meta.get("NFRAMES", 1)), int(meta.get("GROUPGAP", 0)),
         int(dark_ref.meta.get("NFRAMES", 1)), int(dark_ref.meta.get("GROUPGAP", 0)))
