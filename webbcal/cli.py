@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "refs": ("webbcal.commands.refs:refs", "Inspect the reference-file cache and its selection."),
     "detector1": ("webbcal.commands.detector1:detector1", "Stage 1: uncal -> rate and rateints."),
     "image2": ("webbcal.commands.image2:image2", "Stage 2 imaging: rate (or image2 asn) -> cal and single-exposure i2d."),
+    "image3": ("webbcal.commands.image3:image3", "Stage 3 imaging: image3 asn of cal files -> mosaic (i2d), catalog, segm, crf."),
     "step": ("webbcal.commands.step:step", "Run one calibration step alone (like strun)."),
     "asn": ("webbcal.commands.asn:asn", "Generate and inspect association files (from exposures or an official pool)."),
     "config": ("webbcal.commands.config:config", "Print the full default configuration, one comment per parameter."),

@@ -21,15 +21,13 @@ from webbcal.errors import ReferenceNotFound, WebbcalError
 from webbcal.io.atomic import atomic_path
 from webbcal.io.product import Product, build_hdulist, read_product, write_product
 from webbcal.pipeline.detector1 import NOT_APPLICABLE, ReferenceProvider, _cache_configured
-from webbcal.pipeline.settings import StepSettings, spec_bool
+from webbcal.pipeline.settings import StepSettings, resolve_stage_settings
 from webbcal.refs import RefCache
-from webbcal.steps import assign_wcs, background, flat_field, photom, registry, resample
+from webbcal.steps import background, registry, resample
 from webbcal.steps.image_model import CalImage
 
 log = logging.getLogger("webbcal.image2")
 
-# Official order (calwebb_image2); used until registry.STAGES has "image2".
-IMAGE2_STEPS = (background, assign_wcs, flat_field, photom, resample)
 IMAGING_EXP_TYPES = ("NRC_IMAGE", "MIR_IMAGE", "NIS_IMAGE", "FGS_IMAGE")
 _KNOWN_SUFFIXES = ("_rate", "_rateints", "_bsub", "_cal", "_calints", "_i2d")
 
@@ -58,37 +56,15 @@ class Image2Result:
 # --------------------------------------------------------------------------- settings
 
 def stage_modules():
-    if "image2" in registry.STAGES:
-        return registry.stage_steps("image2")
-    return list(IMAGE2_STEPS)
+    return registry.stage_steps("image2")
 
 
 def resolve_settings(given: dict | None, source: str = "parameters") -> dict[str, StepSettings]:
-    """Like ``resolve_stage_settings("image2", ...)``, from the step modules themselves."""
-    given = dict(given or {})
-    modules = stage_modules()
-    names = [m.SPEC.name for m in modules]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise WebbcalError(source, f"unknown image2 step {unknown[0]!r} (known: {', '.join(names)})")
-    settings = {}
-    for module in modules:
-        spec = module.SPEC
-        values = dict(given.get(spec.name) or {})
-        skip = values.pop("skip", spec.skip)
-        overrides = {}
-        for reftype in spec.reftypes:
-            path = values.pop(f"override_{reftype}", None)
-            if path:
-                overrides[reftype] = str(path)
-        try:
-            params = spec.resolve(values)
-            skip = spec_bool(skip)
-        except ValueError as exc:
-            raise WebbcalError(source, f"image2.{spec.name}: {exc}") from None
-        if spec.name == "flat_field" and params.get("user_supplied_flat"):
-            overrides["flat"] = params["user_supplied_flat"]
-        settings[spec.name] = StepSettings(spec.name, skip, params, overrides)
+    """``resolve_stage_settings("image2", ...)``; ``user_supplied_flat`` is the flat override."""
+    settings = resolve_stage_settings("image2", given, source=source)
+    flat = settings["flat_field"]
+    if flat.params.get("user_supplied_flat"):
+        flat.overrides["flat"] = flat.params["user_supplied_flat"]
     return settings
 
 

@@ -20,6 +20,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     ),
     # calwebb_image2 for imaging; background runs only with background members.
     "image2": ("background", "assign_wcs", "flat_field", "photom", "resample"),
+    # calwebb_image3; resample is the Image2 module (one resampler, one parameter set).
+    "image3": ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog"),
 }
 
 

@@ -1,0 +1,266 @@
+"""Stage 3, Image3: an image3 association of cal files → mosaic, catalog products, crf files.
+
+The chain (jwst 3.0 ``calwebb_image3``, spec image2_image3_wfss.md §3.1) in official
+order: tweakreg → skymatch → outlier_detection → resample → source_catalog
+(``registry.STAGES["image3"]``). Exposures stream from disk (``webbcal.image3.exposures``): no step
+holds more than one exposure group, the output-size accumulators and the median in
+memory, whatever the number of members.
+
+Products, in ``output_dir``: ``<exp>_<asn_id>_crf.fits`` per member (after
+outlier_detection), ``<product>_i2d.fits``, ``<product>_cat.ecsv``, ``<product>_segm.fits``.
+Every product goes first to a temporary file next to its target and all are renamed into
+place only when the whole chain succeeded (``atomic_path``); an error removes them, so a
+failure leaves no partial products.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webbcal.errors import WebbcalError
+from webbcal.image3.exposures import Exposure, check_compatible, open_exposure
+from webbcal.io.atomic import atomic_path
+from webbcal.io.product import build_hdulist
+from webbcal.pipeline.settings import StepSettings, resolve_stage_settings
+from webbcal.steps import outlier_detection, registry, resample, skymatch, source_catalog, tweakreg
+
+log = logging.getLogger("webbcal.image3")
+
+
+
+@dataclass
+class Image3Result:
+    i2d: Path
+    catalog: Path | None = None
+    segm: Path | None = None
+    crf: list[Path] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    skies: dict[str, float] = field(default_factory=dict)
+
+
+def stage_modules():
+    return registry.stage_steps("image3")
+
+
+def resolve_settings(given: dict | None, source: str = "parameters") -> dict[str, StepSettings]:
+    return resolve_stage_settings("image3", given, source=source)
+
+
+@dataclass
+class Members:
+    product: str
+    asn_id: str
+    asn_pool: str
+    asn_table: str
+    exposures: list[Exposure]
+
+
+def load_members(asn_path: Path, members_dir: Path | None = None) -> Members:
+    """The association's product name and its science members (headers and WCS only).
+
+    Members are looked up next to the association, or in ``members_dir`` when given
+    (the workflow keeps associations apart from the cal files it writes).
+    """
+    from webbcal.asn import read_association
+    from webbcal.asn.io import member_path
+
+    asn = read_association(asn_path)
+    if len(asn.products) != 1:
+        raise WebbcalError(asn_path, f"an image3 association has one product, this one has {len(asn.products)}")
+    product = asn.products[0]
+    science = product.members_of_type("science")
+    if not science:
+        raise WebbcalError(asn_path, f"product {product.name!r} has no science member")
+    exposures = []
+    for member in science:
+        path = (Path(members_dir) / Path(member.expname).name if members_dir
+                else member_path(asn_path, member))
+        if not path.exists():
+            raise WebbcalError(asn_path, f"member {member.expname} not found in {path.parent}")
+        exposures.append(open_exposure(path))
+    check_compatible(exposures, asn_path)
+    return Members(product=product.name, asn_id=asn.asn_id, asn_pool=asn.asn_pool,
+                   asn_table=asn_path.name, exposures=exposures)
+
+
+class ProductWriter:
+    """Writes products to temporary files next to their targets; renamed on success only."""
+
+    def __init__(self, stack: contextlib.ExitStack):
+        self.stack = stack
+        self.pending: dict[Path, Path] = {}
+
+    def write(self, product, target: Path) -> Path:
+        if target in self.pending:  # rewritten (e.g. crf after a later step): reuse its temp file
+            tmp = self.pending[target]
+        else:
+            tmp = self.stack.enter_context(atomic_path(target))
+            self.pending[target] = tmp
+        build_hdulist(product, target).writeto(tmp, overwrite=True, output_verify="silentfix")
+        return tmp
+
+
+def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=None,
+               members_dir=None) -> Image3Result:
+    """Run Image3 on an image3 association; products go to ``output_dir`` (default: the asn's).
+
+    Members are read next to the association, or from ``members_dir`` when given.
+    """
+    asn_path = Path(asn_path)
+    settings = resolve_settings(params)
+    if settings["resample"].skip:
+        raise WebbcalError("image3.resample", "resample is skipped: there would be no mosaic")
+    members = load_members(asn_path, members_dir)
+    output_dir = Path(output_dir) if output_dir else asn_path.parent
+    output_dir.mkdir(parents=True, exist_ok=True)
+    exposures = members.exposures
+    statuses, seconds, crf_paths = {}, {}, []
+    catalog_path = segm_path = i2d = None
+    total = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        writer = ProductWriter(stack)
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".webbcal-image3-",
+                                                                       dir=output_dir)))
+
+        def save_crf(exposure: Exposure, image) -> None:
+            target = output_dir / f"{exposure.name}_{members.asn_id}_crf.fits"
+            image.meta["FILENAME"] = target.name
+            tmp = writer.write(image.to_product("ImageModel"), target)
+            exposure.path = tmp  # later steps read the updated arrays
+            if target not in crf_paths:
+                crf_paths.append(target)
+
+        def save_work(exposure: Exposure, image) -> None:
+            """An intermediate (e.g. sky-subtracted SCI) that is not a product."""
+            from webbcal.io.product import write_product
+
+            exposure.path = write_product(image.to_product("ImageModel"), scratch / f"{exposure.name}_work.fits")
+
+        i2d_target = output_dir / f"{members.product}_i2d.fits"
+        for module in stage_modules():
+            name = module.SPEC.name
+            step = settings[name]
+            start = time.perf_counter()
+            if step.skip:
+                statuses[name] = "SKIPPED"
+                log.info("%-18s skipped", name)
+                continue
+            if name == "tweakreg":
+                status = tweakreg.apply(exposures, step.params)
+            elif name == "skymatch":
+                status = skymatch.apply(exposures, step.params, save=save_work)
+            elif name == "outlier_detection":
+                grid = resample.output_grid(exposures, resample.SPEC.defaults())
+                status = outlier_detection.apply(exposures, step.params, grid, scratch, save_crf)
+            elif name == "resample":
+                i2d = mosaic(exposures, step.params, statuses, members)
+                writer.write(i2d, i2d_target)
+                status = "COMPLETE"
+            elif name == "source_catalog":
+                refs = catalog_references(i2d.meta, step, refs_dir)
+                table, segm = source_catalog.run(i2d, refs, step.params)
+                status = "COMPLETE" if table is not None else "SKIPPED"
+                if table is not None:
+                    catalog_path = output_dir / f"{members.product}_cat.ecsv"
+                    segm_path = output_dir / f"{members.product}_segm.fits"
+                    table.write(stack.enter_context(atomic_path(catalog_path)), format="ascii.ecsv",
+                                overwrite=True)
+                    writer.write(segm, segm_path)
+            else:  # pragma: no cover - a registry step this build does not know
+                raise WebbcalError("image3", f"step {name!r} is not implemented in this build")
+            statuses[name] = status
+            for exposure in exposures:
+                if name not in ("resample", "source_catalog"):
+                    exposure.meta[module.SPEC.status_key] = status
+            seconds[name] = time.perf_counter() - start
+            log.info("%-18s %-8s %6.2f s", name, status, seconds[name])
+    log.info("image3 %s done in %.1f s", members.product, time.perf_counter() - total)
+    skies = {e.name: float(e.meta["BKGLEVEL"]) for e in exposures if e.meta.get("BKGLEVEL") is not None}
+    return Image3Result(i2d=i2d_target, catalog=catalog_path, segm=segm_path, crf=crf_paths,
+                        statuses=statuses, seconds=seconds, skies=skies)
+
+
+def catalog_references(meta, step: StepSettings, refs_dir) -> dict:
+    """APCORR and ABVEGAOFFSET for the mosaic; each optional (official fallbacks without)."""
+    from webbcal.errors import ReferenceNotFound
+    from webbcal.pipeline.detector1 import ReferenceProvider, _cache_configured
+    from webbcal.refs import RefCache
+
+    cache = RefCache.from_config(refs_dir) if refs_dir is not None or _cache_configured() else None
+    provider = ReferenceProvider(meta, cache)
+    found = {}
+    for reftype in source_catalog.SPEC.reftypes:
+        if step.overrides.get(reftype) == "N/A" or (cache is None and reftype not in step.overrides):
+            continue
+        try:
+            found.update(provider.get([reftype], step.overrides))
+        except ReferenceNotFound:
+            log.warning("no %s reference: source_catalog uses the official fallback", reftype)
+    return found
+
+
+def mosaic(exposures: list[Exposure], params: dict, statuses: dict, members: Members):
+    """Drizzle every exposure, one at a time, onto the common grid → i2d Product."""
+    from webbcal.io.provenance import stamp_provenance
+    from webbcal.resample import Resampler, ResampleInput
+    from webbcal.resample.product import i2d_product
+
+    grid = resample.output_grid(exposures, params)
+    first = exposures[0]
+    ratio = resample.effective_ratio(grid, first, params)
+    resampler = Resampler(grid, kernel=params["kernel"], pixfrac=params["pixfrac"],
+                          fillval=params["fillval"], weight_type=params["weight_type"],
+                          pixel_scale_ratio=ratio, enable_ctx=params["enable_ctx"],
+                          enable_var=params["report_var"], enable_err=params["enable_err"],
+                          n_inputs=len(exposures), pixmap_stepsize=params["pixmap_stepsize"],
+                          pixmap_order=params["pixmap_order"], propagate_dq=params["propagate_dq"])
+    for exposure in exposures:
+        resampler.add(ResampleInput.from_image(exposure.load()))
+    result = resampler.finalize()
+    meta = first.meta.copy()
+    for key in ("BKGLEVEL", "BKGSUB", "BKGMETH"):
+        meta.remove(key, ignore_missing=True, remove_all=True)
+    for name, status in statuses.items():
+        key = {"skymatch": "S_SKYMAT", "outlier_detection": "S_OUTLIR", "tweakreg": "S_TWKREG"}.get(name)
+        if key:
+            meta[key] = status
+    meta["ASNPOOL"] = members.asn_pool
+    meta["ASNTABLE"] = members.asn_table
+    _blend(meta, exposures)
+    product = i2d_product(result, grid, meta, bunit=first.bunit, pixfrac=params["pixfrac"],
+                          weight_type=params["weight_type"], pixel_scale_ratio=ratio,
+                          report_var=params["report_var"],
+                          input_regions=[e.meta.get("S_REGION") for e in exposures])
+    stamp_provenance(product.meta, product.tree, step_params={"resample": dict(params)},
+                     references={}, inputs=[e.source.name for e in exposures])
+    return product
+
+
+# Keywords combined over the inputs (jwst model_blender rules); sums are set by resample.
+_MIN = ("DATE-OBS", "TIME-OBS", "DATE-BEG", "MJD-BEG", "EXPSTART")
+_MAX = ("DATE-END", "MJD-END", "EXPEND")
+_MULTI = ("DETECTOR", "MODULE")
+
+
+def _blend(meta, exposures: list[Exposure]) -> None:
+    for key in _MIN + _MAX:
+        values = [e.meta[key] for e in exposures if e.meta.get(key) is not None]
+        if values:
+            meta[key] = (min if key in _MIN else max)(values)
+    mids = [float(e.meta["EXPMID"]) for e in exposures if e.meta.get("EXPMID") is not None]
+    if mids:
+        meta["EXPMID"] = sum(mids) / len(mids)
+    for key in _MULTI:
+        values = []
+        for e in exposures:
+            value = str(e.meta.get(key, "")).strip()
+            if value and value not in values:
+                values.append(value)
+        if len(values) > 1:
+            meta[key] = "MULTIPLE"
