@@ -8,6 +8,7 @@ Rule files, in the order data flows through them:
     rules/simulate.smk   the built-in program, when config names no input_dir (checkpoint)
     rules/detector1.smk  {exposure}_uncal.fits -> {exposure}_rate.fits, _rateints.fits
     rules/image2.smk     {exposure}_rate.fits -> {exposure}_cal.fits, _i2d.fits (imaging)
+    rules/image3.smk     image3 association's cal files -> {mosaic}_i2d.fits, _cat.ecsv, _segm.fits
 """
 
 
@@ -23,10 +24,12 @@ include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/detector1.smk"
 include: "rules/image2.smk"
+include: "rules/image3.smk"
 
 
 rule all:
     input:
         all_rate_files,
         all_cal_files,
+        all_mosaic_files,
     default_target: True

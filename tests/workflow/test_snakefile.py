@@ -57,7 +57,10 @@ def program(tmp_path):
 
 
 def write_config(workdir: Path, **changes) -> Path:
-    config = {"input_dir": "uncal", "output_dir": "out"}
+    # Placeholder exposures have no real headers to associate: an empty asn_dir keeps
+    # these tests on Detector1 planning (mosaics are tested on the simulated program).
+    (workdir / "asn").mkdir(exist_ok=True)
+    config = {"input_dir": "uncal", "output_dir": "out", "asn_dir": "asn"}
     config.update(changes)
     path = workdir / "my.yaml"
     path.write_text(yaml.safe_dump(config))
