@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-POOLS = Path("/work/shared/data/pools")
+# The team's shared/ folder sits beside the checkout (../shared from the project root).
+_CANDIDATES = (Path(__file__).resolve().parents[3] / "shared" / "data" / "pools",
+               Path("/work/shared/data/pools"))
+POOLS = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 VERSION_ID = "20251216t202003"
 
 
