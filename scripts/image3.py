@@ -8,9 +8,7 @@ into the rule's log) or by hand:
         --params '{"source_catalog": {"snr_threshold": 5}}' --refs refs/
 """
 
-import contextlib
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -19,17 +17,7 @@ import click
 # The checkout's webbcal, also inside a --use-conda env that holds only its dependencies.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from webbcal.cli import run_guarded  # noqa: E402
-
-
-def parse_json(ctx, param, value):
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise click.BadParameter("expected a JSON object {step: {param: value}}")
-    return parsed
+from webbcal.commands.rule_script import json_object, run_rule_script  # noqa: E402
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,7 +25,7 @@ def parse_json(ctx, param, value):
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--members-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the members' cal files are [default: next to the association].")
-@click.option("--params", default="{}", callback=parse_json,
+@click.option("--params", default="{}", callback=json_object,
               help="JSON {step: {param: value, skip, override_<reftype>}}; missing ones take defaults.")
 @click.option("--refs", "refs_dir", default="", help="Reference cache [default: $WEBBCAL_REFS].")
 def main(asn, output_dir, members_dir, params, refs_dir):
@@ -54,14 +42,5 @@ def arguments_from_rule(job) -> list[str]:
             "--params", json.dumps(job.params.steps), "--refs", job.params.refs_dir]
 
 
-def run(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    run_guarded(main.main, args=argv, prog_name="image3.py")
-
-
 if __name__ == "__main__":
-    if "snakemake" in globals():  # run by the rule's script: directive
-        with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
-            run(arguments_from_rule(snakemake))  # noqa: F821
-    else:
-        run()
+    run_rule_script(main, arguments_from_rule, globals(), "image3.py")

@@ -9,9 +9,7 @@ manifest.json), ``OUTDIR/asn/*.json`` and ``OUTDIR/truth/``. Run by the checkpoi
     python scripts/simulate.py results/simulation --seed 1 --settings '{"preset": "demo"}'
 """
 
-import contextlib
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -20,23 +18,13 @@ import click
 # The checkout's webbcal, also inside a --use-conda env that holds only its dependencies.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from webbcal.cli import run_guarded  # noqa: E402
-
-
-def parse_json(ctx, param, value):
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise click.BadParameter("expected a JSON object {option: value}")
-    return parsed
+from webbcal.commands.rule_script import json_object, run_rule_script  # noqa: E402
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--settings", default="{}", callback=parse_json,
+@click.option("--settings", default="{}", callback=json_object,
               help='JSON simulator options, e.g. \'{"preset": "demo", "ngroups": 5}\'.')
 def main(outdir, seed, settings):
     """Simulate a NIRCam program into OUTDIR."""
@@ -51,14 +39,5 @@ def arguments_from_rule(job) -> list[str]:
             "--settings", json.dumps(job.params.settings)]
 
 
-def run(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    run_guarded(main.main, args=argv, prog_name="simulate.py")
-
-
 if __name__ == "__main__":
-    if "snakemake" in globals():  # run by the checkpoint's script: directive
-        with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
-            run(arguments_from_rule(snakemake))  # noqa: F821
-    else:
-        run()
+    run_rule_script(main, arguments_from_rule, globals(), "simulate.py")

@@ -104,6 +104,12 @@ def load_script(name: str):
     spec = importlib.util.spec_from_file_location(f"webbcal_script_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    from webbcal.commands.rule_script import run_rule_script
+
+    def run(argv=None):
+        return run_rule_script(module.main, module.arguments_from_rule, {}, f"{name}.py", argv)
+
+    module.run = run
     return module
 
 

@@ -5,19 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import yaml
 
-from webbcal.commands.options import override_options
-from webbcal.errors import WebbcalError
-from webbcal.pipeline.settings import parse_assignment, resolve_stage_settings
-from webbcal.steps import registry
-
-
-def _all_reftypes() -> list[str]:
-    seen = []
-    for module in registry.stage_steps("detector1"):
-        seen += [r for r in module.SPEC.reftypes if r not in seen]
-    return seen
+from webbcal.commands.options import override_options, stage_params_from_cli, stage_reftypes
+from webbcal.pipeline.settings import resolve_stage_settings
 
 
 def default_output(uncal: Path, suffix: str) -> Path:
@@ -25,33 +15,6 @@ def default_output(uncal: Path, suffix: str) -> Path:
     for known in ("_uncal", "_ramp"):
         stem = stem.removesuffix(known)
     return uncal.with_name(f"{stem}_{suffix}.fits")
-
-
-def build_params(config_file, assignments, skips, runs, overrides) -> dict:
-    params: dict[str, dict] = {}
-    if config_file:
-        try:
-            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise WebbcalError(config_file, f"cannot read configuration: {exc}") from None
-        stage = loaded.get("detector1", loaded)
-        steps = stage.get("steps", stage) if isinstance(stage, dict) else None
-        if not isinstance(steps, dict):
-            raise WebbcalError(config_file, "expected a mapping of detector1 steps")
-        params = {k: dict(v or {}) for k, v in steps.items()}
-    for text in assignments:
-        step, param, value = parse_assignment(text)
-        params.setdefault(step, {})[param] = value
-    for step in skips:
-        params.setdefault(step, {})["skip"] = True
-    for step in runs:
-        params.setdefault(step, {})["skip"] = False
-    for reftype, path in overrides.items():
-        if path:
-            for module in registry.stage_steps("detector1"):
-                if reftype in module.SPEC.reftypes:
-                    params.setdefault(module.SPEC.name, {})[f"override_{reftype}"] = path
-    return params
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,7 +41,7 @@ def detector1(ctx, uncal, rate, rateints, ramp, refs_dir, config_file, assignmen
     from webbcal.pipeline.detector1 import run_detector1
 
     reftype_overrides = {k.removeprefix("override_"): v for k, v in overrides.items()}
-    params = build_params(config_file, assignments, skips, runs, reftype_overrides)
+    params = stage_params_from_cli("detector1", config_file, assignments, skips, runs, reftype_overrides)
     # Validated here so that a bad key or value names the file it came from.
     resolve_stage_settings("detector1", params,
                            source=str(config_file) if config_file else "command line")
@@ -92,5 +55,5 @@ def detector1(ctx, uncal, rate, rateints, ramp, refs_dir, config_file, assignmen
     return result
 
 
-for _option in override_options(_all_reftypes()):
+for _option in override_options(stage_reftypes("detector1")):
     detector1.params.append(_option)

@@ -5,51 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import yaml
 
-from webbcal.commands.options import override_options
-from webbcal.errors import WebbcalError
-from webbcal.pipeline.settings import parse_assignment
-
-
-def _modules():
-    from webbcal.pipeline.image2 import stage_modules
-
-    return stage_modules()
-
-
-def _all_reftypes() -> list[str]:
-    seen = []
-    for module in _modules():
-        seen += [r for r in module.SPEC.reftypes if r not in seen]
-    return seen
-
-
-def build_params(config_file, assignments, skips, runs, overrides) -> dict:
-    params: dict[str, dict] = {}
-    if config_file:
-        try:
-            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise WebbcalError(config_file, f"cannot read configuration: {exc}") from None
-        stage = loaded.get("image2", loaded)
-        steps = stage.get("steps", stage) if isinstance(stage, dict) else None
-        if not isinstance(steps, dict):
-            raise WebbcalError(config_file, "expected a mapping of image2 steps")
-        params = {k: dict(v or {}) for k, v in steps.items()}
-    for text in assignments:
-        step, param, value = parse_assignment(text)
-        params.setdefault(step, {})[param] = value
-    for step in skips:
-        params.setdefault(step, {})["skip"] = True
-    for step in runs:
-        params.setdefault(step, {})["skip"] = False
-    for reftype, path in overrides.items():
-        if path:
-            for module in _modules():
-                if reftype in module.SPEC.reftypes:
-                    params.setdefault(module.SPEC.name, {})[f"override_{reftype}"] = path
-    return params
+from webbcal.commands.options import override_options, stage_params_from_cli, stage_reftypes
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +28,7 @@ def image2(source, cal, i2d, refs_dir, config_file, assignments, skips, runs, **
     from webbcal.pipeline.image2 import run_image2
 
     reftype_overrides = {k.removeprefix("override_"): v for k, v in overrides.items()}
-    params = build_params(config_file, assignments, skips, runs, reftype_overrides)
+    params = stage_params_from_cli("image2", config_file, assignments, skips, runs, reftype_overrides)
     if cal is not None and i2d is None:
         stem = cal.name.removesuffix(".fits").removesuffix("_cal")
         i2d = cal.with_name(f"{stem}_i2d.fits")
@@ -82,5 +39,5 @@ def image2(source, cal, i2d, refs_dir, config_file, assignments, skips, runs, **
     return results
 
 
-for _option in override_options(_all_reftypes()):
+for _option in override_options(stage_reftypes("image2")):
     image2.params.append(_option)

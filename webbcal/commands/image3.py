@@ -5,32 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import yaml
 
-from webbcal.errors import WebbcalError
-from webbcal.pipeline.settings import parse_assignment
-
-
-def build_params(config_file, assignments, skips, runs) -> dict:
-    params: dict[str, dict] = {}
-    if config_file:
-        try:
-            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise WebbcalError(config_file, f"cannot read configuration: {exc}") from None
-        stage = loaded.get("image3", loaded) if isinstance(loaded, dict) else None
-        steps = stage.get("steps", stage) if isinstance(stage, dict) else None
-        if not isinstance(steps, dict):
-            raise WebbcalError(config_file, "expected a mapping of image3 steps")
-        params = {k: dict(v or {}) for k, v in steps.items()}
-    for text in assignments:
-        step, param, value = parse_assignment(text)
-        params.setdefault(step, {})[param] = value
-    for step in skips:
-        params.setdefault(step, {})["skip"] = True
-    for step in runs:
-        params.setdefault(step, {})["skip"] = False
-    return params
+from webbcal.commands.options import stage_params_from_cli
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,7 +25,7 @@ def image3(asn, output_dir, refs_dir, config_file, assignments, skips, runs):
     """Combine the cal files of an image3 ASN into <product>_i2d.fits and <exp>_<asn_id>_crf.fits."""
     from webbcal.pipeline.image3 import run_image3
 
-    params = build_params(config_file, assignments, skips, runs)
+    params = stage_params_from_cli("image3", config_file, assignments, skips, runs)
     result = run_image3(asn, output_dir, params=params, refs_dir=refs_dir)
     for path in [*result.crf, result.i2d]:
         click.echo(f"wrote {path}")

@@ -21,7 +21,8 @@ def param_option(param: Param, *, prefix: str = "") -> click.Option:
 
 
 def override_options(reftypes) -> list[click.Option]:
-    return [click.Option([f"--override-{r}", f"--override_{r}"], f"override_{r}",
+    # the destination name goes in the declarations (click's 2nd positional is show_default)
+    return [click.Option([f"--override-{r}", f"--override_{r}", f"override_{r}"],
                          type=click.Path(), default=None,
                          help=f"Use this {r.upper()} reference file instead of the cache's choice "
                               "('N/A' skips the step).")
@@ -30,3 +31,54 @@ def override_options(reftypes) -> list[click.Option]:
 
 def step_options(spec: StepSpec) -> list[click.Option]:
     return [param_option(p) for p in spec.params] + override_options(spec.reftypes)
+
+
+def stage_reftypes(stage: str) -> list[str]:
+    """Every reference type the stage's steps read, in step order (for --override-*)."""
+    from webbcal.steps import registry
+
+    seen: list[str] = []
+    for module in registry.stage_steps(stage):
+        seen += [r for r in module.SPEC.reftypes if r not in seen]
+    return seen
+
+
+def stage_params_from_cli(stage: str, config_file, assignments=(), skips=(), runs=(),
+                          overrides: dict | None = None) -> dict:
+    """``{step: {param: value, skip, override_<reftype>}}`` from a stage command's options.
+
+    ``config_file`` may hold a whole config.yaml (its ``<stage>.steps`` is used) or just
+    the steps mapping; ``--set``, ``--skip``, ``--run`` and ``--override-<reftype>`` win.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    from webbcal.errors import WebbcalError
+    from webbcal.pipeline.settings import parse_assignment
+    from webbcal.steps import registry
+
+    params: dict[str, dict] = {}
+    if config_file:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise WebbcalError(config_file, f"cannot read configuration: {exc}") from None
+        section = loaded.get(stage, loaded) if isinstance(loaded, dict) else None
+        steps = section.get("steps", section) if isinstance(section, dict) else None
+        if not isinstance(steps, dict):
+            raise WebbcalError(config_file, f"expected a mapping of {stage} steps")
+        params = {k: dict(v or {}) for k, v in steps.items()}
+    for text in assignments:
+        step, param, value = parse_assignment(text)
+        params.setdefault(step, {})[param] = value
+    for step in skips:
+        params.setdefault(step, {})["skip"] = True
+    for step in runs:
+        params.setdefault(step, {})["skip"] = False
+    for reftype, path in (overrides or {}).items():
+        if path:
+            for module in registry.stage_steps(stage):
+                if reftype in module.SPEC.reftypes:
+                    params.setdefault(module.SPEC.name, {})[f"override_{reftype}"] = path
+    return params
