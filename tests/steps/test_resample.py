@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from webbcal.errors import WebbcalError
 from webbcal import dqflags
 from webbcal.resample import Resampler, ResampleInput, build_output_grid
 from webbcal.resample.grid import footprint_from_sregion
@@ -227,3 +228,23 @@ def test_single_input_variances_equal_the_general_sums(distortion):
         one = Resampler(grid, n_inputs=1)
         one.add(ResampleInput.from_image(image))
         one.add(ResampleInput.from_image(image))
+
+
+def test_output_too_large_for_memory_stops_before_allocating(distortion):
+    image = make_image(distortion)
+    # 200000 x 200000 px needs ~1.3 TB of accumulators: refused, nothing allocated
+    with pytest.raises(WebbcalError, match=r"200000 x 200000 px needs .* GB.*allowed_memory") as info:
+        resample.output_grid([image], params(output_shape="200000,200000"))
+    assert info.value.path == "resample.allowed_memory"
+
+
+def test_allowed_memory_is_a_fraction_of_what_is_available():
+    shape, defaults = (1000, 2000), params()
+    needed = resample.output_bytes(shape, 3, defaults)
+    # SCI, WHT, one CON plane, 3 variance sums + weights, ERR: 40 bytes per output pixel
+    assert needed == 1000 * 2000 * 40
+    resample.check_output_memory(shape, 3, defaults, available=needed)            # fits exactly
+    with pytest.raises(WebbcalError, match="more than 0.5 of"):
+        resample.check_output_memory(shape, 3, params(allowed_memory=0.5), available=needed)
+    # 33 inputs need a second CON plane
+    assert resample.output_bytes(shape, 33, defaults) - needed == 1000 * 2000 * 4

@@ -46,6 +46,10 @@ SPEC = StepSpec(
         Param("pixmap_stepsize", float, 1.0, "Pixel-map step; > 1 interpolates a sparse map."),
         Param("pixmap_order", int, 1, "Spline order of the pixel-map interpolation (1 or 3).",
               minimum=1),
+        Param("allowed_memory", float, None,
+              "Largest fraction of the memory available now that the output arrays may take; "
+              "a larger grid stops with an error before allocating (null: 1.0).",
+              nullable=True, minimum=0.0),
     ),
     doc="Drizzle the calibrated image(s) onto a distortion-free TAN grid (*_i2d.fits).",
 )
@@ -65,9 +69,56 @@ def _pair(text, name, kind=float):
 
 
 def output_grid(images, params: dict):
-    """The output grid for ``images`` (CalImage-like: .wcs, .meta) and the parameters."""
+    """The output grid for ``images`` (CalImage-like: .wcs, .meta) and the parameters,
+    checked to fit in memory before anything of its size is allocated."""
     if params.get("output_wcs"):
-        return read_output_wcs(params["output_wcs"])
+        grid = read_output_wcs(params["output_wcs"])
+    else:
+        grid = _grid_from_footprints(images, params)
+    check_output_memory(grid.shape, len(images), params)
+    return grid
+
+
+def output_bytes(shape, n_inputs: int, params: dict) -> int:
+    """Bytes of the accumulators a Resampler keeps for an output of ``shape``."""
+    per_pixel = 4 * 2  # SCI and WHT, float32
+    if params.get("enable_ctx", True):
+        per_pixel += 4 * max(1, -(-n_inputs // 32))  # CON: one int32 plane per 32 inputs
+    if params.get("report_var", True) or params.get("enable_err", True):
+        per_pixel += 4 * 2 * 3 + 4  # running sum and weight of 3 variances, then ERR
+    if params.get("propagate_dq", False):
+        per_pixel += 4
+    return int(shape[0]) * int(shape[1]) * per_pixel
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux); None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_output_memory(shape, n_inputs: int, params: dict, available: int | None = None) -> None:
+    """Stop with a clear error, instead of being killed, when the output cannot fit."""
+    available = available_memory_bytes() if available is None else available
+    if available is None:
+        return
+    fraction = params.get("allowed_memory")
+    fraction = 1.0 if fraction is None else float(fraction)
+    needed = output_bytes(shape, n_inputs, params)
+    if needed > fraction * available:
+        raise WebbcalError("resample.allowed_memory",
+                           f"the output grid {shape[1]} x {shape[0]} px needs {needed / 1e9:.1f} GB, "
+                           f"more than {fraction:g} of the {available / 1e9:.1f} GB available; "
+                           "use a coarser pixel_scale, a smaller output_shape, or raise allowed_memory")
+
+
+def _grid_from_footprints(images, params: dict):
     first = images[0]
     footprints = [footprint_from_sregion(im.meta.get("S_REGION"), im.path) for im in images]
     shape = _pair(params.get("output_shape"), "output_shape", int)
