@@ -15,6 +15,7 @@ import numpy as np
 from webbcal import dqflags
 from webbcal.errors import WebbcalError
 from webbcal.steps.base import Param, StepSpec
+from webbcal.steps.reference_arrays import reference_plane
 from webbcal.steps.containers import Ramp
 
 log = logging.getLogger("webbcal.steps.dq_init")
@@ -69,10 +70,7 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
         log.warning("no MASK reference: dq_init skipped")
         return "SKIPPED"
     ramp.groupdq, ramp.pixeldq = ensure_dq_arrays(ramp.data, ramp.groupdq, ramp.pixeldq)
-    mask = np.asarray(mask_ref.arrays["DQ"])
-    if mask.shape != ramp.pixeldq.shape:
-        raise WebbcalError(getattr(mask_ref, "path", "mask"),
-                           f"MASK DQ shape {mask.shape} does not match the data {ramp.pixeldq.shape}")
+    mask = reference_plane(mask_ref, "DQ", ramp.pixeldq.shape, "mask")
     user_dq = None
     if params.get("user_supplied_dq"):
         user_dq = read_user_dq(params["user_supplied_dq"], ramp.pixeldq.shape)

@@ -32,6 +32,7 @@ from webbcal.steps import _ramp_jump as tp
 from webbcal.steps._ramp_snowball import SnowballSettings, flag_snowballs
 from webbcal.steps import _row_noise as row_noise
 from webbcal.steps.base import Param, StepSpec
+from webbcal.steps.reference_arrays import required_plane
 from webbcal.steps.containers import Ramp
 
 log = logging.getLogger("webbcal.steps.jump")
@@ -261,18 +262,6 @@ def snowball_settings_from_params(params: dict, tgroup: float) -> SnowballSettin
     )
 
 
-def _reference_array(refs: dict, reftype: str, shape) -> np.ndarray:
-    ref = refs.get(reftype)
-    if ref is None:
-        raise WebbcalError(reftype, f"jump needs a {reftype.upper()} reference")
-    array = np.asarray(ref.arrays["SCI"], dtype=np.float32)
-    if array.shape != tuple(shape):
-        raise WebbcalError(getattr(ref, "path", reftype),
-                           f"{reftype.upper()} shape {array.shape} does not match "
-                           f"the data {tuple(shape)}")
-    return array
-
-
 def cosmic_ray_rates(groupdq: np.ndarray, result: JumpResult, tgroup: float) -> dict[str, float]:
     """PRIMECRS (events/s/kpixel) and EXTNCRS (events/s/Mpixel), as jwst computes them."""
     nints, ngroups, ny, nx = groupdq.shape
@@ -300,8 +289,8 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
     except (KeyError, TypeError, ValueError) as exc:
         raise WebbcalError(ramp.meta.get("FILENAME"),
                            f"jump needs NFRAMES and TGROUP: {exc}") from None
-    gain = _reference_array(refs, "gain", (ny, nx))
-    read_noise = row_noise.effective_read_noise(_reference_array(refs, "readnoise", (ny, nx)),
+    gain = required_plane(refs, "gain", step="jump", shape=(ny, nx))
+    read_noise = row_noise.effective_read_noise(required_plane(refs, "readnoise", step="jump", shape=(ny, nx)),
                                                 ramp.meta, nframes, bool(params["use_row_noise"]))
     settings = settings_from_params(params, nframes, tgroup, gain)
     result = find_jumps(ramp.data, ramp.groupdq, ramp.pixeldq, gain, read_noise, settings,

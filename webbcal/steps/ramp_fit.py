@@ -31,6 +31,7 @@ from webbcal.errors import WebbcalError
 from webbcal.steps._ramp_ols import RampFitResult, _Timing, fit_block, per_group_read_noise
 from webbcal.steps import _row_noise as row_noise
 from webbcal.steps.base import Param, StepSpec
+from webbcal.steps.reference_arrays import required_plane
 from webbcal.steps.containers import Ramp, SlopeImage
 
 log = logging.getLogger("webbcal.steps.ramp_fit")
@@ -166,17 +167,6 @@ def _exposure_times(meta) -> tuple[int, float, float]:
     return nframes, tgroup, tframe
 
 
-def _reference_array(refs: dict, reftype: str, shape: tuple[int, int]) -> np.ndarray:
-    ref = refs.get(reftype)
-    if ref is None:
-        raise WebbcalError(reftype, f"ramp_fit needs a {reftype.upper()} reference")
-    array = np.asarray(ref.arrays["SCI"], dtype=np.float32)
-    if array.shape != shape:
-        raise WebbcalError(getattr(ref, "path", reftype),
-                           f"{reftype.upper()} shape {array.shape} does not match the data {shape}")
-    return array
-
-
 def apply(ramp: Ramp, refs: dict, params: dict) -> tuple[SlopeImage, SlopeImage] | None:
     """Fit ``ramp``: (rate, rateints), or None when every pixel saturates in group 0."""
     if str(params.get("algorithm", "OLS_C")).upper() != "OLS_C":
@@ -185,8 +175,8 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> tuple[SlopeImage, SlopeImage]
         raise WebbcalError("ramp_fit.save_opt", "the optional fit product is not implemented")
     nframes, tgroup, tframe = _exposure_times(ramp.meta)
     shape = ramp.data.shape[-2:]
-    gain = _reference_array(refs, "gain", shape)
-    read_noise = row_noise.effective_read_noise(_reference_array(refs, "readnoise", shape),
+    gain = required_plane(refs, "gain", step="ramp_fit", shape=shape)
+    read_noise = row_noise.effective_read_noise(required_plane(refs, "readnoise", step="ramp_fit", shape=shape),
                                                 ramp.meta, nframes,
                                                 bool(params.get("use_row_noise", True)))
     groupdq = ramp.groupdq

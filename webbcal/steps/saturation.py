@@ -33,8 +33,8 @@ import logging
 import numpy as np
 
 from webbcal import dqflags
-from webbcal.errors import WebbcalError
 from webbcal.steps.base import Param, StepSpec
+from webbcal.steps.reference_arrays import reference_plane
 from webbcal.steps.containers import Ramp
 
 log = logging.getLogger("webbcal.steps.saturation")
@@ -219,11 +219,7 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
     if sat_ref is None:
         log.warning("no SATURATION reference: saturation skipped")
         return "SKIPPED"
-    threshold = np.asarray(sat_ref.arrays["SCI"])
-    if threshold.shape != ramp.data.shape[-2:]:
-        raise WebbcalError(getattr(sat_ref, "path", "saturation"),
-                           f"threshold shape {threshold.shape} does not match the data "
-                           f"{ramp.data.shape[-2:]}")
+    threshold = reference_plane(sat_ref, "SCI", ramp.data.shape[-2:], "saturation")
     threshold_dq = sat_ref.arrays.get("DQ")
     if threshold_dq is None:
         threshold_dq = np.zeros(threshold.shape, dtype=np.uint32)

@@ -10,8 +10,8 @@ import logging
 
 import numpy as np
 
-from webbcal.errors import WebbcalError
 from webbcal.steps.base import StepSpec
+from webbcal.steps.reference_arrays import reference_plane
 from webbcal.steps.containers import Ramp
 
 log = logging.getLogger("webbcal.steps.superbias")
@@ -42,10 +42,7 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
     if bias_ref is None:
         log.warning("no SUPERBIAS reference: superbias skipped")
         return "SKIPPED"
-    bias = np.asarray(bias_ref.arrays["SCI"])
-    if bias.shape != ramp.data.shape[-2:]:
-        raise WebbcalError(getattr(bias_ref, "path", "superbias"),
-                           f"bias shape {bias.shape} does not match the data {ramp.data.shape[-2:]}")
+    bias = reference_plane(bias_ref, "SCI", ramp.data.shape[-2:], "superbias")
     zeroframe = ramp.zeroframe if ramp.meta.get("ZEROFRAM", False) else None
     subtract_bias(ramp.data, ramp.pixeldq, bias, bias_ref.arrays.get("DQ"), zeroframe)
     return "COMPLETE"
