@@ -7,8 +7,6 @@ one test runs the real ``python -m webbcal.cli`` process to make sure they are t
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 import subprocess
 import sys
@@ -18,26 +16,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from commands.cli_runner import webbcal
 from webbcal import dqflags
 
 
 def webbcal_process(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "webbcal.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
-
-
-def webbcal(*args) -> subprocess.CompletedProcess:
-    """``webbcal ARGS`` in-process: (returncode, stdout, stderr) like a finished process."""
-    from webbcal.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")

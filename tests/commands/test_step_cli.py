@@ -8,32 +8,17 @@ step, and that misuse gives one error line.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from commands.cli_runner import webbcal
 from webbcal import dqflags
 
 CHAIN = ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current", "jump",
          "ramp_fit")
-
-
-def webbcal(*args) -> subprocess.CompletedProcess:
-    from webbcal.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
