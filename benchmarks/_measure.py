@@ -159,3 +159,14 @@ def _cell(value) -> str:
             return "-"
         return f"{value:.3g}" if abs(value) < 0.01 else f"{value:.2f}"
     return str(value)
+
+
+def publish_report(sections: list[str], workdir: Path, name: str) -> Path:
+    """Print the report's sections and save them as ``<workdir>/<name>_report.md``."""
+    text = "\n\n".join(sections)
+    print()
+    print(text)
+    path = Path(workdir) / f"{name}_report.md"
+    path.write_text(text + "\n")
+    print(f"\nreport and outputs in {workdir}")
+    return path

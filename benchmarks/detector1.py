@@ -34,6 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks._measure import (  # noqa: E402
+    publish_report,
     GNU_TIME, Measurement, core_pinning, format_table, measure_process, median_measurement,
     ratio, robust_sigma, single_thread_env)
 from tests.oracle.jwst_offline import (  # noqa: E402
@@ -276,11 +277,7 @@ def main(argv=None) -> int:
             "Accuracy against the simulator's truth"))
     else:
         report.append(f"(no truth in {datadir / 'truth'}: accuracy not computed)")
-    text = "\n\n".join(report)
-    print()
-    print(text)
-    (workdir / "detector1_report.md").write_text(text + "\n")
-    print(f"\nreport and outputs in {workdir}")
+    publish_report(report, workdir, "detector1")
     return 0
 
 

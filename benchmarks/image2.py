@@ -29,6 +29,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks._measure import (  # noqa: E402
+    publish_report,
     Measurement, format_table, measure_process, median_measurement, ratio, single_thread_env)
 from tests.oracle.jwst_offline import read_report  # noqa: E402
 from tests.pipeline.test_image2_oracle import (  # noqa: E402
@@ -172,11 +173,7 @@ def main(argv=None) -> int:
               f"Machine: {os.cpu_count()} CPUs, 1-min load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
               format_table(["agreement", "value", "note"], agreement(ours_runs[-1].extra, theirs_runs[-1].extra),
                            "webbcal vs official products")]
-    text = "\n\n".join(report)
-    print()
-    print(text)
-    (workdir / "image2_report.md").write_text(text + "\n")
-    print(f"\nreport and outputs in {workdir}")
+    publish_report(report, workdir, "image2")
     return 0
 
 
