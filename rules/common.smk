@@ -166,12 +166,11 @@ IMAGING_EXP_TYPES = ("NRC_IMAGE",)
 
 def exposure_type(name):
     """EXP_TYPE from the raw exposure's primary header ('' if it cannot be read)."""
-    from astropy.io import fits
-
     try:
-        return str(fits.getval(str(uncal_dir() / f"{name}_uncal.fits"), "EXP_TYPE")).upper()
-    except (OSError, KeyError, ValueError):
+        header = webbcal_config.exposure_header(uncal_dir() / f"{name}_uncal.fits")
+    except (OSError, ValueError):
         return ""
+    return str(header.get("EXP_TYPE", "")).upper()
 
 
 def remove_stale_temporaries():

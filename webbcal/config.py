@@ -24,6 +24,7 @@ Later stages (image2, image3, spec2) appear as soon as the registry lists them.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -362,9 +363,6 @@ def planned_references(uncal_path: str | Path, refs_dir: str, steps: dict[str, d
     cannot be read here, or a reference not found, adds nothing, and the job itself then
     reports the problem (so tiny placeholder exposures still plan).
     """
-    from astropy.io import fits
-
-    from webbcal.refs import RefCache
     from webbcal.refs.load import SKIP_VALUES
     from webbcal.refs.selection import choose
 
@@ -381,9 +379,8 @@ def planned_references(uncal_path: str | Path, refs_dir: str, steps: dict[str, d
                 chosen.add(str(override))
     if to_select:
         try:
-            header = fits.getheader(uncal_path, 0)
-            cache = RefCache.from_config(refs_dir or None)
-            entries = cache.entries()
+            header = exposure_header(uncal_path)
+            cache, entries = _planning_entries(refs_dir)
         except (OSError, ValueError, WebbcalError):
             return sorted(chosen)
         for reftype in sorted(to_select):
@@ -392,3 +389,36 @@ def planned_references(uncal_path: str | Path, refs_dir: str, steps: dict[str, d
             except WebbcalError:
                 continue
     return sorted(chosen)
+
+
+# Planning reads every exposure's header and the cache manifest once per stage and
+# exposure; with 1000 exposures that was over half of `snakemake -n`. Both are read
+# once per file version (path, mtime, size) instead.
+_HEADERS: dict[tuple, Any] = {}
+_ENTRIES: dict[tuple, list] = {}
+
+
+def exposure_header(path: str | Path):
+    """The primary header of ``path``, read once per file version. Shared: do not modify."""
+    from astropy.io import fits
+
+    stat = os.stat(path)
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _HEADERS:
+        _HEADERS[key] = fits.getheader(path, 0)
+    return _HEADERS[key]
+
+
+def _planning_entries(refs_dir: str):
+    """The reference cache of ``refs_dir`` and its entries, re-read only when the manifest changes."""
+    from webbcal.refs import RefCache
+
+    cache = RefCache.from_config(refs_dir or None)
+    try:
+        stat = cache.manifest_path.stat()
+        key = (str(cache.root), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = (str(cache.root), None, None)
+    if key not in _ENTRIES:
+        _ENTRIES[key] = cache.entries()
+    return cache, _ENTRIES[key]
