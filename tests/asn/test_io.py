@@ -9,7 +9,7 @@ from astropy.io import fits
 from click.testing import CliRunner
 
 from tests.asn.conftest import POOLS
-from webbcal.asn import Association, Member, Product, read_association, write_association
+from webbcal.asn import Association, Member, Product, member_path, read_association, write_association
 from webbcal.commands.asn import asn as asn_command
 from webbcal.errors import WebbcalError
 
@@ -127,9 +127,12 @@ def test_check_members_mixed_instruments(tmp_path):
 def test_members_resolve_relative_to_association_directory(tmp_path, monkeypatch):
     (tmp_path / "asn").mkdir()
     members = _write_members(tmp_path / "asn", ["NIRCAM"])
-    path = write_association(Association([Product("p", members)], asn_type="image3"), tmp_path / "asn" / "a_asn.json")
+    write_association(Association([Product("p", members)], asn_type="image3"), tmp_path / "asn" / "a_asn.json")
     monkeypatch.chdir(tmp_path)  # members are not in the working directory
-    read_association("asn/a_asn.json", check_members=True)
+    asn = read_association("asn/a_asn.json", check_members=True)
+    resolved = [member_path("asn/a_asn.json", m).resolve() for m in asn.products[0].members]
+    assert resolved == [(tmp_path / "asn" / m.expname).resolve() for m in members]
+    assert all(p.is_file() for p in resolved)
 
 
 def test_product_name_defaults_to_science_member(tmp_path):
