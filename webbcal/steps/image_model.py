@@ -39,6 +39,7 @@ class CalImage:
     var_flat: np.ndarray | None = None
     area: np.ndarray | None = None
     wcs: object | None = None          # gwcs.WCS once assign_wcs has run
+    grism: object | None = None        # webbcal.spec2.grism_wcs.GrismWcs (WFSS assign_wcs)
     tree: dict = field(default_factory=dict)   # ASDF metadata other than the WCS
     bunit: str = "DN/s"
     path: Path | None = None
