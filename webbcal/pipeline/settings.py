@@ -41,7 +41,7 @@ def resolve_stage_settings(stage: str, given: dict[str, dict] | None,
         raise WebbcalError(source, f"unknown {stage} step {unknown[0]!r} (known: {', '.join(names)})")
     settings = {}
     for name in names:
-        spec = registry.spec(name)
+        spec = registry.stage_spec(stage, name)
         values = dict(given.get(name) or {})
         skip = values.pop("skip", spec.skip)
         overrides = {}
