@@ -9,6 +9,8 @@ Rule files, in the order data flows through them:
     rules/detector1.smk  {exposure}_uncal.fits -> {exposure}_rate.fits, _rateints.fits
     rules/image2.smk     {exposure}_rate.fits -> {exposure}_cal.fits, _i2d.fits (imaging)
     rules/image3.smk     image3 association's cal files -> {mosaic}_i2d.fits, _cat.ecsv, _segm.fits
+    rules/spec2.smk      spec2 association's grism rate + image3 catalog -> {exposure}_cal.fits, _x1d.fits
+    rules/report.smk     a preview PNG beside each product, the run page; `snakemake --report`
 """
 
 
@@ -20,11 +22,16 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/detector1.smk"
 include: "rules/image2.smk"
 include: "rules/image3.smk"
+include: "rules/spec2.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -32,4 +39,6 @@ rule all:
         all_rate_files,
         all_cal_files,
         all_mosaic_files,
+        all_spec2_files,
+        all_preview_files,
     default_target: True

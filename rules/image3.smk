@@ -19,7 +19,7 @@ checkpoint associations:
         mem_mb=1000,
         runtime=10,
     shell:
-        "webbcal asn generate {input.uncal} -o {output.asn} > {log} 2>&1"
+        "python -m webbcal.cli asn generate {input.uncal} -o {output.asn} > {log} 2>&1"
 
 
 rule image3:

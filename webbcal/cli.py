@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "detector1": ("webbcal.commands.detector1:detector1", "Stage 1: uncal -> rate and rateints."),
     "image2": ("webbcal.commands.image2:image2", "Stage 2 imaging: rate (or image2 asn) -> cal and single-exposure i2d."),
     "image3": ("webbcal.commands.image3:image3", "Stage 3 imaging: image3 asn of cal files -> mosaic (i2d), catalog, segm, crf."),
+    "spec2": ("webbcal.commands.spec2:spec2", "Stage 2 WFSS: grism rate (or spec2 asn) + direct-image catalog -> cal and x1d."),
+    "preview": ("webbcal.commands.preview:preview", "Draw a product (rate, cal, i2d, WFSS cal, x1d) into a small PNG."),
     "step": ("webbcal.commands.step:step", "Run one calibration step alone (like strun)."),
     "asn": ("webbcal.commands.asn:asn", "Generate and inspect association files (from exposures or an official pool)."),
     "config": ("webbcal.commands.config:config", "Print the full default configuration, one comment per parameter."),

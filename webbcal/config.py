@@ -16,6 +16,7 @@ Layout::
 
     input_dir, asn_dir, output_dir, refs_dir     where things are
     simulate:  {preset, seed, filter, ...}       the built-in program, used when input_dir is empty
+    report:    {previews}                        preview PNGs for `snakemake --report`
     detector1: {save_calibrated_ramp, steps: {<step>: {skip, <params...>, override_<reftype>}}}
 
 Later stages (image2, image3, spec2) appear as soon as the registry lists them.
@@ -67,6 +68,11 @@ SIMULATE_PARAMS: tuple[Param, ...] = (
     Param("ndither", int, None, "Dither positions of the imaging set (null: the preset's).", nullable=True, minimum=1),
     Param("nsources", int, None, "Sources in the sky scene (null: the preset's).", nullable=True, minimum=0),
     Param("wfss", bool, None, "Also simulate grism (WFSS) exposures (null: the preset's).", nullable=True),
+)
+
+REPORT_PARAMS: tuple[Param, ...] = (
+    Param("previews", bool, True,
+          "Draw a preview PNG beside every rate, cal, mosaic and x1d for `snakemake --report`."),
 )
 
 # Stage-level switches (besides ``steps``), per stage.
@@ -131,7 +137,8 @@ def config_tree(stage: str | None = None) -> list:
         return [s for s in stage_sections if s.name == stage]
     simulate = Section("simulate", "The built-in simulated program (used when input_dir is empty).",
                        list(SIMULATE_PARAMS))
-    return [*WORKFLOW_PARAMS, simulate, *stage_sections]
+    report = Section("report", "Previews for the Snakemake report.", list(REPORT_PARAMS))
+    return [*WORKFLOW_PARAMS, simulate, report, *stage_sections]
 
 
 def _defaults(nodes: list) -> dict:
@@ -335,7 +342,7 @@ def step_params(config: dict, stage: str, step: str) -> dict[str, Any]:
     """Resolved parameters of one step: ``skip``, its parameters, ``override_<reftype>``."""
     if step not in registry.STAGES.get(stage, ()):
         raise WebbcalError(None, f"step {step!r} is not part of stage {stage!r}")
-    spec = registry.spec(step)
+    spec = registry.stage_spec(stage, step)
     given = ((config.get(stage) or {}).get("steps") or {}).get(step) or {}
     values = {p.name: p.default for p in step_config_params(spec)}
     values.update(given)
@@ -354,10 +361,12 @@ def stage_params(config: dict, stage: str) -> dict[str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- rerun triggers
 
-def planned_references(uncal_path: str | Path, refs_dir: str, steps: dict[str, dict]) -> list[str]:
+def planned_references(uncal_path: str | Path, refs_dir: str, steps: dict[str, dict],
+                       stage: str | None = None) -> list[str]:
     """Reference files a stage run of this exposure will read, as the cache chooses them.
 
-    ``steps`` is :func:`stage_params`. Given to the rule as inputs, they make Snakemake
+    ``steps`` is :func:`stage_params` of ``stage`` (needed where step names repeat across
+    stages: spec2's flat_field is not image2's). Given to the rule as inputs, they make Snakemake
     rerun exactly the exposures whose references were replaced, or whose best match
     changed (a new file in the cache). Planning only: an exposure header or a cache that
     cannot be read here, or a reference not found, adds nothing, and the job itself then
@@ -371,7 +380,8 @@ def planned_references(uncal_path: str | Path, refs_dir: str, steps: dict[str, d
     for step, values in steps.items():
         if values.get("skip"):
             continue
-        for reftype in registry.spec(step).reftypes:
+        spec = registry.stage_spec(stage, step) if stage else registry.spec(step)
+        for reftype in spec.reftypes:
             override = values.get(f"override_{reftype}")
             if not override:
                 to_select.add(reftype)

@@ -77,7 +77,7 @@ def test_schema_rejects_unknown_keys_at_every_level(fake_registry):
                 yield from objects(child)
 
     found = list(objects(wconfig.config_schema()))
-    assert len(found) == 1 + 1 + 1 + 1 + 3  # top, simulate, detector1, steps, 3 steps
+    assert len(found) == 1 + 1 + 1 + 1 + 1 + 3  # top, simulate, report, detector1, steps, 3 steps
     assert all(node["additionalProperties"] is False for node in found)
 
 
@@ -86,7 +86,7 @@ def test_rendered_yaml_is_the_default_config_with_one_comment_per_key(fake_regis
     assert yaml.safe_load(text) == wconfig.default_config()
     lines = text.splitlines()
     keys = [i for i, line in enumerate(lines) if re.match(r"^\s*[a-z_0-9]+: ", line)]
-    assert len(keys) == 4 + 11 + 1 + (2 + 2 + 8)  # top, simulate, save_calibrated_ramp, steps
+    assert len(keys) == 4 + 11 + 1 + 1 + (2 + 2 + 8)  # top, simulate, report.previews, save_calibrated_ramp, steps
     for i in keys:
         assert lines[i - 1].lstrip().startswith("# "), lines[i]
     assert "      # Sigma threshold for a jump.\n      rejection_threshold: 4.0\n" in text

@@ -39,7 +39,7 @@ def snakemake(workdir: Path, *args: str, stub: bool = True, **environ: str) -> s
     env.update(environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STUB_SITE), env.get("PYTHONPATH")]))
     if stub:
-        env["WEBBCAL_STUB_DETECTOR1"] = env["WEBBCAL_STUB_SIMULATE"] = "1"
+        env["WEBBCAL_STUB_DETECTOR1"] = env["WEBBCAL_STUB_SIMULATE"] = env["WEBBCAL_STUB_PREVIEW"] = "1"
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
                "--directory", str(workdir), *args]
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
@@ -119,7 +119,7 @@ def test_checkpoint_simulates_then_calibrates_what_it_wrote(tmp_path):
 def test_dry_run_builds_one_detector1_job_per_exposure(program):
     result = snakemake(program, "-n", "--cores", "2", "--configfile", str(write_config(program)))
     assert result.returncode == 0, result.stderr
-    assert jobs_of(result.stdout) == {"detector1": 3, "all": 1}
+    assert jobs_of(result.stdout) == {"detector1": 3, "preview_rate": 3, "run_info": 1, "all": 1}
     for name in EXPOSURES:
         assert f"out/{name}_rate.fits, out/{name}_rateints.fits" in result.stdout
         assert f"log: out/logs/detector1/{name}.log" in result.stdout
@@ -159,11 +159,13 @@ def test_run_passes_the_parameters_and_reruns_when_they_change_only(program):
     changed = write_config(program, detector1={"steps": {"jump": {"rejection_threshold": 6.0}}})
     rerun = snakemake(program, "-n", "--cores", "2", "--configfile", str(changed), **refs)
     assert rerun.returncode == 0, rerun.stderr
-    assert jobs_of(rerun.stdout) == {"detector1": 3, "all": 1}
-    assert rerun.stdout.count("reason: Params have changed since last execution") == 3
+    assert jobs_of(rerun.stdout) == {"detector1": 3, "preview_rate": 3, "run_info": 1, "all": 1}
+    # each exposure's Detector1, and the report's page of parameters
+    assert rerun.stdout.count("reason: Params have changed since last execution") == 3 + 1
 
+    base = write_config(program, detector1={"steps": {"jump": {"rejection_threshold": 5.5}}})  # (one file)
     elsewhere = snakemake(program, "-n", "--cores", "2", "--configfile", str(base), WEBBCAL_REFS="other")
-    assert jobs_of(elsewhere.stdout) == {"detector1": 3, "all": 1}  # another reference cache
+    assert jobs_of(elsewhere.stdout) == {"detector1": 3, "preview_rate": 3, "all": 1}  # another reference cache
 
     # a skipped step's reference choice, and simulator options unused with input_dir: no rerun
     step, reftype = _a_default_skipped_step()
@@ -245,5 +247,35 @@ def test_simulated_default_program_runs_end_to_end(tmp_path):
     gain = next(p for p in planned if "gain" in Path(p).name)
     os.utime(gain)
     replaced = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(config), stub=False)
-    assert jobs_of(replaced.stdout) == {"detector1": len(uncal), "all": 1}
+    assert jobs_of(replaced.stdout)["detector1"] == len(uncal) and "simulate" not in jobs_of(replaced.stdout)
     assert replaced.stdout.count(f"reason: Updated input files: out/simulation/refs/{Path(gain).name}") == len(uncal)
+
+
+def write_image3_association(folder: Path, file_name: str, product: str, members: list[str]) -> Path:
+    asn = {"asn_type": "image3", "asn_rule": "candidate_Asn_Lv3Image", "program": "01234",
+           "asn_id": "o001", "asn_pool": "pool.csv", "target": "t001",
+           "products": [{"name": product, "members": [{"expname": f"{m}_cal.fits", "exptype": "science"}
+                                                      for m in members]}]}
+    path = folder / file_name
+    path.write_text(json.dumps(asn))
+    return path
+
+
+@pytest.mark.parametrize("second, message", [
+    (("jw01234-o001_image3_00002_asn.json", "jw01234-o001_t001_nircam_clear-f150w", EXPOSURES[1:]),
+     "asn/jw01234-o001_image3_00002_asn.json: product jw01234-o001_t001_nircam_clear-f150w is also "
+     "made by jw01234-o001_image3_00001_asn.json"),
+    (("jw01234-o002_image3_00001_asn.json", "jw01234-o002_t001_nircam_clear-f200w", ["jw01234002001_01101_00001_nrcb1"]),
+     "asn/jw01234-o002_image3_00001_asn.json: member jw01234002001_01101_00001_nrcb1_cal.fits: no exposure "
+     "jw01234002001_01101_00001_nrcb1_uncal.fits in uncal"),
+])
+def test_bad_associations_stop_before_any_job_naming_the_file(program, second, message):
+    config = write_config(program)
+    write_image3_association(program / "asn", "jw01234-o001_image3_00001_asn.json",
+                             "jw01234-o001_t001_nircam_clear-f150w", EXPOSURES)
+    write_image3_association(program / "asn", *second)
+    result = snakemake(program, "--cores", "2", "--configfile", str(config))
+    assert result.returncode != 0
+    assert f"webbcal: error: {message}" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (program / "out").exists()

@@ -32,9 +32,13 @@ def run_rule_script(command: click.Command, arguments_from_rule, namespace: dict
                     argv: list[str] | None = None):
     """Run ``command`` from a rule (``snakemake`` in the script's globals) or the shell
     (``argv``, default ``sys.argv``)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    log_format = "%(asctime)s %(name)s %(levelname)s: %(message)s"
     job = namespace.get("snakemake")
     if job is None:
+        logging.basicConfig(level=logging.INFO, format=log_format)
         return run_guarded(command.main, args=argv, prog_name=prog_name)
     with open(job.log[0], "w") as log, contextlib.redirect_stderr(log):
+        # The handler is bound to the stream it is made with: make it after the redirect
+        # (force: replace any handler an import made), else the rule's log stays empty.
+        logging.basicConfig(level=logging.INFO, format=log_format, stream=log, force=True)
         return run_guarded(command.main, args=arguments_from_rule(job), prog_name=prog_name)

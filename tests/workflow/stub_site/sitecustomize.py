@@ -3,7 +3,8 @@
 With WEBBCAL_STUB_DETECTOR1 set it replaces ``webbcal.pipeline.detector1`` by a stub
 whose ``run_detector1`` writes, into each product, the JSON of the arguments it got; with
 WEBBCAL_STUB_SIMULATE set, ``webbcal.simulate.program`` by a stub writing two placeholder
-exposures and the arguments it got. The workflow's own behaviour (DAG, checkpoint, params,
+exposures and the arguments it got; with WEBBCAL_STUB_PREVIEW set, previews are JSON
+records of their inputs. The workflow's own behaviour (DAG, checkpoint, params,
 reruns, argument passing) is then tested in seconds, without real data.
 """
 
@@ -45,3 +46,14 @@ if os.environ.get("WEBBCAL_STUB_SIMULATE"):
     stub.simulate_program = simulate_program
     stub.settings_for = settings_for
     sys.modules["webbcal.simulate.program"] = stub
+
+if os.environ.get("WEBBCAL_STUB_PREVIEW"):
+    stub = types.ModuleType("webbcal.preview.render")
+
+    def render_preview(product_path, png_path, *, catalog=None, background=None):
+        record = {"product": str(product_path), "catalog": catalog and str(catalog),
+                  "background": background and str(background)}
+        Path(png_path).write_text(json.dumps(record))
+
+    stub.render_preview = render_preview
+    sys.modules["webbcal.preview.render"] = stub
