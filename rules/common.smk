@@ -322,6 +322,19 @@ def spec2_associations():
     return associations_of("spec2")
 
 
+SPEC2_EXP_TYPES = ("NRC_WFSS",)
+
+
+def spec2_association_of(exposure):
+    """The spec2 association making this exposure's cal, or None.
+
+    Only a grism exposure is looked up: an imaging exposure is Image2's at once, without
+    waiting for the associations (a pending checkpoint would make both rules candidates)."""
+    if exposure_type(exposure) not in SPEC2_EXP_TYPES:
+        return None
+    return spec2_associations().get(exposure)
+
+
 def spec2_member(wildcards, exptype):
     """The output_dir file of the association's ``exptype`` member (rate or catalog).
 
@@ -329,7 +342,7 @@ def spec2_member(wildcards, exptype):
     rule makes, so Snakemake leaves its cal to rule image2."""
     from webbcal.asn import read_association
 
-    path = spec2_associations().get(wildcards.exposure)
+    path = spec2_association_of(wildcards.exposure)
     if path is None:
         return product(f"logs/spec2/no-spec2-association-for-{wildcards.exposure}")
     item = next(p for p in read_association(path).products if p.name == wildcards.exposure)
@@ -340,7 +353,7 @@ def spec2_member(wildcards, exptype):
 
 
 def spec2_association(wildcards):
-    path = spec2_associations().get(wildcards.exposure)
+    path = spec2_association_of(wildcards.exposure)
     return str(path) if path else product(f"logs/spec2/no-spec2-association-for-{wildcards.exposure}")
 
 
@@ -359,7 +372,7 @@ def spec2_step_params():
 
 def spec2_references(wildcards):
     """The reference files this grism exposure's Spec2 run reads (rerun when one is replaced)."""
-    if wildcards.exposure not in spec2_associations():
+    if spec2_association_of(wildcards.exposure) is None:
         return []
     return webbcal_config.planned_references(
         uncal_file(wildcards), references_dir(), spec2_step_params(), stage="spec2"

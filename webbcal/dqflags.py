@@ -12,7 +12,7 @@ PIXEL = {
     "PERSISTENCE": 1 << 5,
     "AD_FLOOR": 1 << 6,
     "CHARGELOSS": 1 << 7,
-    "RESERVED_4": 1 << 8,
+    "RESERVED": 1 << 8,
     "NON_SCIENCE": 1 << 9,
     "DEAD": 1 << 10,
     "HOT": 1 << 11,

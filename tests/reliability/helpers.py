@@ -36,7 +36,8 @@ SMALL_WORKFLOW = dict(subarray="SUB160", ngroups=5, ndither=3, nsources=20)
 #  * CAL_VCS: the checkout's working-tree hash, which changes when the code is edited
 #    between two runs (never within one);
 #  * inside HISTORY cards and the ASDF extension: the processing time of the provenance
-#    entry ("webbcal 0.1.0 (<vcs>) <time>", ASDF "date:") and the same vcs hash.
+#    entry ("webbcal 0.1.0 (<vcs>) <time>", ASDF "date:") and the same vcs hash;
+#  * the DATE and CAL_VCS columns of a mosaic's HDRTAB (its inputs' keywords).
 VOLATILE_KEYWORDS = ("DATE", "CAL_VCS")
 _VOLATILE_TEXT = [
     re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?"),  # an ISO time
@@ -92,8 +93,16 @@ def run_in_process(main, argv: list[str]) -> Outcome:
     return Outcome(code, err.getvalue())
 
 
-def run_process(command: list[str], cwd: Path, timeout: float = 120, **environ) -> Outcome:
+def checkout_env(**environ) -> dict[str, str]:
+    """Our environment with this checkout first on PYTHONPATH: child processes import the
+    webbcal under test, wherever (or whether) the editable install points."""
     env = dict(os.environ, **environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_process(command: list[str], cwd: Path, timeout: float = 120, **environ) -> Outcome:
+    env = checkout_env(**environ)
     env.pop("WEBBCAL_REFS", None)
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return Outcome(done.returncode, done.stderr)
@@ -176,9 +185,21 @@ def fits_differences(a: Path, b: Path, root_a: str = "", root_b: str = "") -> li
                 if (_asdf_text(bytes(np.asarray(xa.data[0][0])), root_a)
                         != _asdf_text(bytes(np.asarray(xb.data[0][0])), root_b)):
                     problems.append("ASDF extension differs (beyond its history time)")
+            elif isinstance(xa, fits.BinTableHDU):
+                problems += _table_differences(xa, xb)
             elif np.asarray(xa.data).tobytes() != np.asarray(xb.data).tobytes():
                 problems.append(f"{xa.name} data differ")
     return problems
+
+
+def _table_differences(xa, xb) -> list[str]:
+    """Column by column; a column named like a volatile keyword (HDRTAB's DATE and
+    CAL_VCS, one row per input header) is the same volatile value, so it is skipped."""
+    if xa.columns.names != xb.columns.names:
+        return [f"{xa.name} columns {xa.columns.names} != {xb.columns.names}"]
+    return [f"{xa.name} column {name} differs" for name in xa.columns.names
+            if name.upper() not in VOLATILE_KEYWORDS
+            and np.asarray(xa.data[name]).tobytes() != np.asarray(xb.data[name]).tobytes()]
 
 
 def file_differences(a: Path, b: Path, root_a: str = "", root_b: str = "") -> list[str]:

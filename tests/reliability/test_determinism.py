@@ -10,13 +10,12 @@ hash seed from one process to the next.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from .helpers import ROOT, compare_runs, products_of, run_workflow
+from .helpers import ROOT, checkout_env, compare_runs, products_of, run_workflow
 
 _WRITE_BOTH = """
 import sys
@@ -46,7 +45,7 @@ def test_bytes_do_not_depend_on_the_hash_seed(tmp_path):
     for seed in ("1", "2", "3"):
         out = tmp_path / seed
         out.mkdir()
-        env = dict(os.environ, PYTHONHASHSEED=seed)
+        env = checkout_env(PYTHONHASHSEED=seed)
         done = subprocess.run([sys.executable, "-c", _WRITE_BOTH, str(out)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from .helpers import compare_runs, prepare_run, run_process, temporaries
+from .helpers import checkout_env, compare_runs, prepare_run, run_process, temporaries
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def _rates(out):
 def _kill_during_detector1(command, run_dir, timeout=300) -> dict:
     """Start Snakemake in its own process group; SIGKILL the group mid-Detector1."""
     out = run_dir / "out"
-    env = dict(os.environ)
+    env = checkout_env()
     env.pop("WEBBCAL_REFS", None)
     with open(run_dir / "killed.log", "w") as log:
         proc = subprocess.Popen(command, cwd=run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -158,6 +158,9 @@ def apply(image: CalImage, refs: dict, params: dict) -> str:
         if factor != 1.0:
             log.info("time-dependence correction %.6g", factor)
             conversion = conversion / factor
+    if not np.isfinite(conversion) or conversion == 0:
+        raise WebbcalError(photom.path, f"PHOTMJSR is {float(conversion)} for "
+                                        + ", ".join(f"{k.upper()}={v}" for k, v in wanted.items()))
     image.meta["PHOTMJSR"] = float(conversion)
     image.meta["PHOTUJA2"] = float(conversion * MJSR_TO_UJA2)
     convert(image, conversion, inverse=params.get("inverse", False))
