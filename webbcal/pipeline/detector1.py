@@ -50,6 +50,7 @@ class ReferenceProvider:
         self.cache = cache
         self.sci_shape = sci_shape
         self.loaded: dict[str, Product] = {}
+        self.used: dict[str, str] = {}  # every reference loaded, for provenance
 
     def get(self, reftypes, overrides: dict[str, str]) -> dict[str, Product]:
         wanted = [r for r in reftypes if r not in self.loaded]
@@ -61,18 +62,32 @@ class ReferenceProvider:
             self.loaded.update(get_references(wanted, self.header, self.cache,
                                               {r: overrides[r] for r in wanted if r in overrides},
                                               sci_shape=self.sci_shape))
+            self.used.update({r: str(self.loaded[r].path) for r in wanted})
         return {r: self.loaded[r] for r in reftypes}
 
+    def release(self, keep) -> None:
+        """Forget the references no later step needs (a full-frame dark alone is ~170 MB)."""
+        for reftype in [r for r in self.loaded if r not in keep]:
+            del self.loaded[reftype]
+
     def names(self) -> dict[str, str]:
-        return {r: str(p.path) for r, p in self.loaded.items()}
+        return dict(self.used)
 
 
 def calibrate_ramp(ramp: Ramp, settings: dict[str, StepSettings], refs: ReferenceProvider,
-                   *, only: str | None = None) -> Detector1Result:
-    """Run the Detector1 steps on ``ramp`` (in place); ``only`` runs one step alone."""
+                   *, only: str | None = None, start: str | None = None) -> Detector1Result:
+    """Run the Detector1 steps on ``ramp`` (in place); ``only`` runs one step alone.
+
+    ``start`` names the first step to run: the earlier ones are taken as done (a
+    calibrated ramp) and neither run nor given a status.
+    """
     result = Detector1Result(rate=None, rateints=None, ramp=ramp)
     slopes = None
-    for module in registry.stage_steps("detector1"):
+    modules = registry.stage_steps("detector1")
+    if start is not None:
+        modules = modules[[m.SPEC.name for m in modules].index(start):]
+    for index, module in enumerate(modules):
+        refs.release(_reftypes_from(modules[index:], settings, only))
         spec = module.SPEC
         step = settings[spec.name]
         skip = step.skip if only is None else spec.name != only
@@ -122,6 +137,17 @@ def calibrate_ramp(ramp: Ramp, settings: dict[str, StepSettings], refs: Referenc
     return result
 
 
+def _reftypes_from(modules, settings: dict[str, StepSettings], only: str | None) -> set[str]:
+    """Reference types that the steps in ``modules`` that will run may still load."""
+    wanted = set()
+    for module in modules:
+        name = module.SPEC.name
+        if (only is not None and name != only) or (only is None and settings[name].skip):
+            continue
+        wanted.update(module.SPEC.reftypes)
+    return wanted
+
+
 def _stamp(product: Product, result: Detector1Result, settings, inputs) -> None:
     product.meta["CAL_VER"] = __version__
     try:
@@ -138,7 +164,10 @@ def run_detector1(uncal_path, *, rate_path=None, rateints_path=None, ramp_path=N
     """Calibrate one exposure: ``uncal_path`` -> rate (+ rateints, + optional ramp).
 
     ``params`` is ``{step: {param: value, "skip": bool, "override_<reftype>": path}}``;
-    missing steps and parameters take their defaults.
+    missing steps and parameters take their defaults. ``uncal_path`` may also be a
+    calibrated ramp (``*_ramp.fits`` saved with ``ramp_path``, or an official RampModel
+    after jump): only ramp_fit and gain_scale then run, e.g. to refit with other ramp_fit
+    parameters without recalibrating the groups.
     """
     uncal_path = Path(uncal_path)
     settings = resolve_stage_settings("detector1", params)
@@ -146,9 +175,14 @@ def run_detector1(uncal_path, *, rate_path=None, rateints_path=None, ramp_path=N
     product = read_product(uncal_path, expect=("Level1bModel", "RampModel"))
     ramp = ramp_from_product(product)
     check_readout_keywords(ramp.meta, uncal_path)
+    start = RESTART_STEP if is_calibrated_ramp(product.model, ramp.meta) else None
+    if start is not None:
+        log.info("%s is a calibrated ramp (S_JUMP=%s): running %s and the steps after it",
+                 uncal_path.name, ramp.meta.get("S_JUMP"), start)
     cache = RefCache.from_config(refs_dir) if refs_dir is not None or _cache_configured() else None
     try:
-        result = calibrate_ramp(ramp, settings, ReferenceProvider(ramp.meta, cache, ramp.data.shape))
+        provider = ReferenceProvider(ramp.meta, cache, ramp.data.shape)
+        result = calibrate_ramp(ramp, settings, provider, start=start)
     except WebbcalError as exc:
         if exc.path is None:  # attribute the problem to the exposure being processed
             raise WebbcalError(uncal_path, exc.problem) from None
@@ -171,6 +205,16 @@ def run_detector1(uncal_path, *, rate_path=None, rateints_path=None, ramp_path=N
         write_product(out_product, out_path)
     log.info("detector1 %s done in %.1f s", uncal_path.name, time.perf_counter() - total)
     return result
+
+
+# Where a calibrated ramp resumes: the groups are calibrated and their jumps flagged.
+RESTART_STEP = "ramp_fit"
+
+
+def is_calibrated_ramp(model: str, meta) -> bool:
+    """A RampModel whose jump step has run (or was skipped on purpose): ramp_fit is next."""
+    return model == "RampModel" and str(meta.get("S_JUMP", "")).strip().upper() in (
+        "COMPLETE", "SKIPPED")
 
 
 def _no_science_data(ramp: Ramp) -> bool:

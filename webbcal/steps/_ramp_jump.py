@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from webbcal import dqflags
+from webbcal.steps._ramp_order import sorted_rows
 from webbcal.steps._ramp_stats import nan_median_axis0
 
 DNU = dqflags.DO_NOT_USE
@@ -181,7 +182,7 @@ def _iterative_leave_one_out(diffs, read_noise_2, s: JumpSettings) -> np.ndarray
     return flags
 
 
-def _first_differences(data_e: np.ndarray, groupdq: np.ndarray) -> np.ndarray:
+def first_differences(data_e: np.ndarray, groupdq: np.ndarray) -> np.ndarray:
     """float64 first differences (nints, ngroups-1, npix); DNU/SAT groups give NaN.
 
     ``data_e`` (float32 electrons, a scratch array) gets NaN in those groups.
@@ -190,11 +191,67 @@ def _first_differences(data_e: np.ndarray, groupdq: np.ndarray) -> np.ndarray:
     return np.diff(data_e, axis=1).astype(np.float64)
 
 
+def official_first_pass(diffs: np.ndarray, read_noise_2: np.ndarray,
+                        s: JumpSettings) -> np.ndarray:
+    """Pixels whose first iteration finds a jump: ``_iterative_ratio(|diffs|)[0]``, cheaper.
+
+    A screen first: with every difference usable, the clipped median is a fixed order
+    statistic of the sorted |differences| and the largest |(|d| - median)| is at the
+    smallest or the largest |d|, so one sort gives the pixel's largest ratio. The sort is
+    done in float32 (a sorting network, 4x faster than sorting float64); rounding is
+    monotonic, so the sorted float32 values are the float64 ones rounded (2^-24 relative),
+    and a pixel is cleared only when its ratio stays below the threshold by more than 16x
+    the worst effect of that rounding. Every other pixel (a possible jump, an unusable or
+    infinite difference, a tied largest |d|) gets the exact official computation, so the
+    answer is the same.
+    """
+    abs_d = np.abs(diffs)
+    n, npix = abs_d.shape
+    if n < 2:
+        return np.zeros(npix, dtype=bool)
+    rows = sorted_rows(abs_d.astype(np.float32))
+    smallest, largest = rows[0].astype(np.float64), rows[-1].astype(np.float64)
+    if n >= 4:  # the largest is clipped: the median of the n - 1 others
+        kept = n - 1
+        upper = rows[kept // 2].astype(np.float64)
+        median = upper if kept % 2 else (rows[kept // 2 - 1] + upper) / 2.0
+        threshold = s.rejection_threshold
+    else:
+        median = rows[1].astype(np.float64) if n == 3 else smallest
+        threshold = (s.four_group_rejection_threshold if n == 3
+                     else s.three_group_rejection_threshold)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma = _sigma(median, read_noise_2, s.nframes)
+        ratio = np.maximum(largest - median, median - smallest) / sigma
+        # |ratio error| <= 2^-24 (L/sigma) (3 + ratio / (2 sigma)) for largest |d| = L
+        tolerance = 2.0 ** -20 * (largest / sigma) * (3.0 + ratio / sigma)
+        cleared = ratio + tolerance <= threshold  # False for NaN
+        if n >= 4:  # a tied largest |d| is clipped with every copy: not this statistic
+            cleared &= rows[-2] != rows[-1]
+        maybe = np.flatnonzero(~cleared)
+    has_jump = np.zeros(npix, dtype=bool)
+    if maybe.size:
+        has_jump[maybe] = _iterative_ratio(abs_d[:, maybe], read_noise_2[maybe], s, False)[0]
+    return has_jump
+
+
+def _iterative_found(diffs: np.ndarray, read_noise_2: np.ndarray,
+                     s: JumpSettings) -> np.ndarray:
+    """``iterative_jumps`` run only on the pixels its first pass would flag (the same flags)."""
+    found = np.zeros(diffs.shape, dtype=bool)
+    candidates = np.flatnonzero(official_first_pass(diffs, read_noise_2, s))
+    if candidates.size:
+        found[:, candidates] = iterative_jumps(diffs[:, candidates], read_noise_2[candidates], s)
+    return found
+
+
 @dataclass
 class BlockDetection:
     """Per-block results needed after all blocks are done (neighbours, after-jump)."""
 
-    neighbour_candidates: np.ndarray   # (nints, ndiffs, npix): significance within limits
+    # (integration, difference, pixel) of jumps whose significance is within the
+    # neighbour-flagging limits: their four neighbours get flagged once all blocks are done
+    neighbour_sources: tuple[np.ndarray, np.ndarray, np.ndarray]
     after_jump_1: np.ndarray | None    # (nints, ndiffs, npix): excess >= E1
     after_jump_2: np.ndarray | None
 
@@ -203,13 +260,24 @@ def detect_block(data_e: np.ndarray, groupdq: np.ndarray, read_noise_2: np.ndarr
                  s: JumpSettings, mode: str) -> BlockDetection:
     """Flag primary jumps in one block (``groupdq`` (nints, ngroups, npix) updated in place).
 
-    ``data_e`` is a scratch float32 array in electrons (modified).
+    ``data_e`` is a scratch float32 array in electrons (modified). In iterative mode the
+    significance against the pooled median (neighbour and after-jump tests) is needed only
+    where a group is flagged, unless after-jump flagging asks for it everywhere.
     """
     nints, ngroups, npix = groupdq.shape
-    diffs = _first_differences(data_e, groupdq)
-    finite = np.isfinite(diffs)
-    median = nan_median_axis0(diffs.reshape(nints * (ngroups - 1), npix))
-    sigma = _sigma(median, read_noise_2, s.nframes)
+    diffs = first_differences(data_e, groupdq)
+    jump = np.uint8(JUMP)
+    if mode == "iterative":
+        found = _iterative_found(diffs.reshape(nints * (ngroups - 1), npix), read_noise_2, s)
+        groupdq[:, 1:] |= found.reshape(diffs.shape).view(np.uint8) * jump
+    after_jump = s.after_jump_flag_n1 > 0 or s.after_jump_flag_n2 > 0
+    if mode == "iterative" and not after_jump:
+        pix = np.flatnonzero(np.any((groupdq[:, 1:] & jump) != 0, axis=(0, 1)))
+        diffs = diffs[:, :, pix]
+    else:
+        pix = np.arange(npix)
+    median = nan_median_axis0(diffs.reshape(nints * (ngroups - 1), pix.size))
+    sigma = _sigma(median, read_noise_2[pix], s.nframes)
     with np.errstate(invalid="ignore"):
         significance = np.abs(diffs - median) / sigma
     if mode == "sigma_clip":
@@ -220,22 +288,43 @@ def detect_block(data_e: np.ndarray, groupdq: np.ndarray, read_noise_2: np.ndarr
             axis = 0 if s.only_use_ints else (0, 1)
             clipped = sigma_clip(diffs, sigma=s.rejection_threshold, axis=axis, masked=True)
         usable = (groupdq[:, 1:] & (SAT | DNU)) == 0
-        found = np.ma.getmaskarray(clipped) & finite & usable
+        found = np.ma.getmaskarray(clipped) & np.isfinite(diffs) & usable
+        groupdq[:, 1:] |= found.view(np.uint8) * jump
     elif mode == "single_pass":
         with np.errstate(invalid="ignore"):
-            found = (significance > s.rejection_threshold) & finite
-    else:
-        found = iterative_jumps(diffs.reshape(nints * (ngroups - 1), npix), read_noise_2, s)
-        found = found.reshape(nints, ngroups - 1, npix)
-    groupdq[:, 1:] |= found.astype(np.uint8) * np.uint8(JUMP)
+            found = (significance > s.rejection_threshold) & np.isfinite(diffs)
+        groupdq[:, 1:] |= found.view(np.uint8) * jump
 
     with np.errstate(invalid="ignore"):
-        candidates = ((significance < s.max_jump_to_flag_neighbors)
-                      & (significance > s.min_jump_to_flag_neighbors))
+        sources = _within_neighbour_limits(significance, s) & ((groupdq[:, 1:, pix] & jump) != 0)
         excess = diffs - median
         after1 = excess >= s.after_jump_flag_e1 if s.after_jump_flag_n1 > 0 else None
         after2 = excess >= s.after_jump_flag_e2 if s.after_jump_flag_n2 > 0 else None
-    return BlockDetection(candidates, after1, after2)
+    i, d, k = np.nonzero(sources)
+    return BlockDetection((i, d, pix[k]), after1, after2)
+
+
+def _within_neighbour_limits(significance: np.ndarray, s: JumpSettings) -> np.ndarray:
+    return ((significance < s.max_jump_to_flag_neighbors)
+            & (significance > s.min_jump_to_flag_neighbors))
+
+
+def neighbour_sources(data_e: np.ndarray, groupdq: np.ndarray, read_noise_2: np.ndarray,
+                      s: JumpSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(integration, difference, pixel) of the flagged jumps that make their neighbours jump.
+
+    For some pixels (``data_e`` float32 electrons, a scratch array, and ``groupdq``, both
+    (nints, ngroups, npix)): their significance against the pooled median, as
+    :func:`detect_block` computes it.
+    """
+    nints, ngroups, npix = groupdq.shape
+    diffs = first_differences(data_e, groupdq)
+    median = nan_median_axis0(diffs.reshape(nints * (ngroups - 1), npix))
+    sigma = _sigma(median, read_noise_2, s.nframes)
+    with np.errstate(invalid="ignore"):
+        significance = np.abs(diffs - median) / sigma
+        sources = _within_neighbour_limits(significance, s) & ((groupdq[:, 1:] & JUMP) != 0)
+    return np.nonzero(sources)
 
 
 def flag_neighbours(groupdq: np.ndarray, candidates: np.ndarray) -> None:
@@ -270,7 +359,35 @@ def flag_after_jumps(groupdq: np.ndarray, big1: np.ndarray | None, n1: int,
     groupdq |= add.astype(np.uint8) * np.uint8(JUMP)
 
 
+def flag_neighbours_of(groupdq: np.ndarray, ints: np.ndarray, groups: np.ndarray,
+                       ys: np.ndarray, xs: np.ndarray) -> None:
+    """:func:`flag_neighbours` for a list of source groups (nints, ngroups, ny, nx) array.
+
+    A source still has to carry JUMP_DET when this runs (sigma clipping may have cleared
+    it); its four neighbours get JUMP_DET unless SATURATED or DO_NOT_USE there.
+    """
+    alive = (groupdq[ints, groups, ys, xs] & JUMP) != 0
+    ints, groups, ys, xs = ints[alive], groups[alive], ys[alive], xs[alive]
+    ny, nx = groupdq.shape[-2:]
+    targets = []
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        y, x = ys + dy, xs + dx
+        inside = (y >= 0) & (y < ny) & (x >= 0) & (x < nx)
+        targets.append((ints[inside], groups[inside], y[inside], x[inside]))
+    i, g, y, x = (np.concatenate(parts) for parts in zip(*targets))
+    usable = (groupdq[i, g, y, x] & (SAT | DNU)) == 0  # read before any flag is added
+    groupdq[i[usable], g[usable], y[usable], x[usable]] |= np.uint8(JUMP)
+
+
 def remove_unusable_jumps(groupdq: np.ndarray) -> None:
-    """JUMP_DET is meaningless on groups already DO_NOT_USE or SATURATED: clear it."""
-    redundant = ((groupdq & JUMP) != 0) & ((groupdq & (DNU | SAT)) != 0)
-    groupdq[redundant] ^= np.uint8(JUMP)
+    """JUMP_DET is meaningless on groups already DO_NOT_USE or SATURATED: clear it.
+
+    Bit arithmetic one plane at a time: no full-size boolean temporaries.
+    """
+    for index in np.ndindex(groupdq.shape[:-2]):
+        plane = groupdq[index]
+        keep = np.bitwise_and(plane, np.uint8(DNU | SAT))
+        np.minimum(keep, np.uint8(1), out=keep)
+        keep *= np.uint8(JUMP)               # JUMP where the group is unusable, else 0
+        np.invert(keep, out=keep)
+        plane &= keep

@@ -1,8 +1,13 @@
 """Optimally weighted OLS ramp fitting (the official ``OLS_C``), vectorized over pixels.
 
 This reproduces stcal's ``slope_fitter.c`` pixel by pixel but works on blocks of pixels
-at once. The arithmetic is done in float64 in the same order as the C code (so that
-results agree with it to float32 rounding); see ``docs`` of ``ramp_fit`` for the model.
+at once, in float64, with the C code's formulas (results agree with it to float32
+rounding: slopes as fixed combinations of the groups, ~1e-15 relative; the median rate of
+the Poisson variance to float32 precision); see ``docs`` of ``ramp_fit`` for the model.
+
+Pixels without any flag (one segment of every group, in every integration: nearly all
+of them) take :func:`fit_clean_pixels`; the others :func:`fit_segmented_pixels`, the
+general bookkeeping below.
 
 Per integration and pixel:
 
@@ -19,10 +24,12 @@ Per integration and pixel:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from webbcal import dqflags
+from webbcal.steps._ramp_order import MAX_NETWORK_LENGTH, sorted_rows
 from webbcal.steps._ramp_stats import nan_median_axis0
 
 DNU = dqflags.DO_NOT_USE
@@ -130,7 +137,26 @@ def _integration_median_rate(data: np.ndarray, gdq: np.ndarray, tgroup: float) -
     all_nan = np.all(np.isnan(diffs), axis=0)
     use_first = all_nan & ~np.isnan(first)
     diffs[0, use_first] = first[use_first]
-    return nan_median_axis0(diffs)
+    return _median_for_variance(diffs)
+
+
+def _median_for_variance(values: np.ndarray) -> np.ndarray:
+    """NaN-ignoring median over axis 0, to float32 precision where no value is NaN.
+
+    It only sets the Poisson variance (a 6e-8 relative error there is irrelevant), so the
+    columns without NaN are sorted as float32 by a sorting network, several times faster
+    than ``np.sort`` of float64; columns with NaN (or inf) use the exact NaN-median.
+    """
+    n = values.shape[0]
+    if n < 2 or n > MAX_NETWORK_LENGTH:
+        return nan_median_axis0(values)
+    rows = sorted_rows(values.astype(np.float32))
+    upper = rows[n // 2].astype(np.float64)
+    median = upper if n % 2 else (rows[n // 2 - 1] + upper) / 2.0
+    irregular = np.flatnonzero(~np.isfinite(rows[-1]))  # a NaN (or inf) in the column
+    if irregular.size:
+        median[irregular] = nan_median_axis0(values[:, irregular])
+    return median
 
 
 def _segment_read_variance(length: np.ndarray, rnoise: np.ndarray, gain: np.ndarray,
@@ -170,8 +196,11 @@ def _fit_long_segments(data: np.ndarray, pix: np.ndarray, start: int, n: int,
                        variance_factors: list | None = None) -> np.ndarray:
     """Optimally weighted OLS slopes (DN/s) of segments of groups ``start``..``start+n-1``.
 
-    The sums run over the groups in order, in float64, with the weights rounded to
-    float32 (C ``powf``), exactly as ``slope_fitter.c`` accumulates them. With
+    The weights are the C code's (``powf`` exponents by SNR class, rounded to float32,
+    times 1/rn²); the common 1/rn² cancels in the slope, so a slope is a fixed linear
+    combination of the groups for each of the six exponent classes
+    (:func:`_segment_coefficients`): one small matrix product gives all six, and each
+    pixel takes its class's. Agrees with the C accumulation to ~1e-15 relative. With
     ``variance_factors`` = [group covariance], its content is replaced by the per-pixel
     (sum c_j², cᵀ K c) of :func:`_class_variance_factors` (webbcal ``exact_variance``).
     """
@@ -184,33 +213,38 @@ def _fit_long_segments(data: np.ndarray, pix: np.ndarray, start: int, n: int,
     snr = np.where((den <= 0.0) | (g == 0.0), 0.0, np.where(snr < 0.0, 0.0, snr))
     snr[np.isnan(den)] = np.nan
     power_class = _snr_power_class(snr)
-    invrn2 = 1.0 / (rn * rn)
-    mid = (n - 1) / 2.0
-    invmid = 1.0 / mid
-    # powf(|(j - mid) / mid|, P) for every group j and exponent class (0^0 = 1)
-    bases = np.array([abs((j - mid) * invmid) for j in range(n)], dtype=np.float32)
-    table = np.power(bases[:, None], _POWERS[None, :]).astype(np.float64)
     ramp[np.isnan(ramp)] = 0.0
-    sumw = np.zeros(pix.shape)
-    sumx = np.zeros(pix.shape)
-    sumxx = np.zeros(pix.shape)
-    sumy = np.zeros(pix.shape)
-    sumxy = np.zeros(pix.shape)
-    for j in range(n):
-        x = float(start + j)
-        weight = table[j][power_class] * invrn2
-        y = ramp[j]
-        xw = x * weight
-        sumw += weight
-        sumx += xw
-        sumxx += x * xw
-        sumy += y * weight
-        sumxy += y * xw
-    invden = 1.0 / (sumw * sumxx - sumx * sumx)
+    coefficients, table = _segment_coefficients(n)
+    by_class = coefficients @ ramp  # (classes, pixels)
+    slope = by_class[power_class, np.arange(pix.size)] / tgroup
+    # the C weights are infinite or NaN for a zero or NaN read noise: so is its slope
+    slope[~np.isfinite(1.0 / (rn * rn))] = np.nan
     if variance_factors is not None:  # holds the group covariance; gets per-pixel factors
         cov = variance_factors.pop()
         variance_factors.append(_class_variance_factors(table, n, cov)[:, power_class])
-    return (sumw * sumxy - sumx * sumy) * invden / tgroup
+    return slope
+
+
+@lru_cache(maxsize=None)
+def _segment_coefficients(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(c (classes, n), weights (n, classes)): slope·TGROUP = sum_j c_j y_j per SNR class.
+
+    Weights are powf(|(j - mid) / mid|, P) as the C code computes them (float32, 0^0 = 1);
+    c_j = w_j (Sw x_j - Sx) / (Sw Sxx - Sx²) is the weighted least-squares slope.
+    """
+    mid = (n - 1) / 2.0
+    invmid = 1.0 / mid
+    bases = np.array([abs((j - mid) * invmid) for j in range(n)], dtype=np.float32)
+    table = np.power(bases[:, None], _POWERS[None, :]).astype(np.float64)
+    x = np.arange(n, dtype=np.float64)
+    coefficients = np.empty((table.shape[1], n))
+    for k in range(table.shape[1]):
+        w = table[:, k]
+        sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()
+        coefficients[k] = w * (sw * x - sx) / (sw * sxx - sx * sx)
+    coefficients.flags.writeable = False
+    table.flags.writeable = False
+    return coefficients, table
 
 
 def _class_variance_factors(table: np.ndarray, n: int, cov: np.ndarray) -> np.ndarray:
@@ -220,12 +254,9 @@ def _class_variance_factors(table: np.ndarray, n: int, cov: np.ndarray) -> np.nd
     weights (1/rn²) cancels and a shift of x does not matter, so c depends only on n and
     the exponent class, and so do the variance factors.
     """
-    x = np.arange(n, dtype=np.float64)
-    out = np.empty((2, table.shape[1]))
-    for k in range(table.shape[1]):
-        w = table[:, k]
-        sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()
-        c = w * (sw * x - sx) / (sw * sxx - sx * sx)
+    coefficients, _ = _segment_coefficients(n)
+    out = np.empty((2, coefficients.shape[0]))
+    for k, c in enumerate(coefficients):
         out[0, k] = (c * c).sum()
         out[1, k] = c @ cov @ c
     return out
@@ -425,8 +456,107 @@ def fit_block(data, groupdq, pixeldq, rnoise, gain, dark, zeroframe, t: _Timing)
     """Fit one block of pixels. ``data`` (nints, ngroups, npix) float64 is modified.
 
     Returns exposure (slope, err, dq, var_p, var_r), per-integration arrays (dict: slope,
-    var_p, var_r, err) and per-integration DQ.
+    var_p, var_r, err) and per-integration DQ. Pixels without any flag (most of them)
+    take :func:`fit_clean_pixels`, the others the general segment bookkeeping.
     """
+    nints, ngroups, npix = data.shape
+    clean = clean_pixels(data, groupdq, pixeldq, rnoise, gain) if ngroups >= 3 else None
+    if clean is None or not clean.any():
+        return fit_segmented_pixels(data, groupdq, pixeldq, rnoise, gain, dark, zeroframe, t)
+    exposure, ints, int_dq = fit_clean_pixels(data, pixeldq, rnoise, gain, dark, t)
+    others = np.flatnonzero(~clean)
+    if others.size:
+        sub = fit_segmented_pixels(
+            data[:, :, others], groupdq[:, :, others], pixeldq[others], rnoise[others],
+            gain[others], dark[others], None if zeroframe is None else zeroframe[:, others], t)
+        for whole, part in zip(exposure, sub[0]):
+            whole[others] = part
+        for key, part in sub[1].items():
+            ints[key][:, others] = part
+        int_dq[:, others] = sub[2]
+    return exposure, ints, int_dq
+
+
+def clean_pixels(data, groupdq, pixeldq, rnoise, gain) -> np.ndarray:
+    """Pixels with no group flag, a usable pixel DQ, gain and read noise, and finite data:
+    one segment per integration, every group in it."""
+    clean = ~np.any(groupdq, axis=(0, 1))
+    clean &= (pixeldq & np.uint32(INVALID)) == 0
+    clean &= (gain > 0.0) & np.isfinite(gain) & (rnoise > 0.0) & np.isfinite(rnoise)
+    clean &= np.isfinite(data).all(axis=(0, 1))
+    return clean
+
+
+def fit_clean_pixels(data, pixeldq, rnoise, gain, dark, t: _Timing):
+    """:func:`fit_segmented_pixels` for pixels whose ramps are all one whole segment.
+
+    Computed for every pixel of the block (callers overwrite the others), with the same
+    formulas in the same order, without the segment bookkeeping: a slope is the weighted
+    combination of its groups (:func:`_segment_coefficients`), the segment is the
+    integration and the integrations combine by inverse read-noise variance.
+    """
+    nints, ngroups, npix = data.shape
+    pixels = np.arange(npix)
+    coefficients, table = _segment_coefficients(ngroups)
+    median = np.zeros(npix)
+    slopes, classes = [], []
+    for i in range(nints):
+        ramp = data[i]
+        # the C median rate differences data / TGROUP; the difference is below float32
+        # precision, which is what _median_for_variance keeps anyway
+        median += _median_for_variance(np.diff(ramp, axis=0)) / t.group
+        signal = ramp[-1] - ramp[0]
+        den = rnoise * rnoise + signal * gain
+        snr = (signal * gain) / np.sqrt(np.where(den > 0, den, 1.0))
+        snr = np.where(den <= 0.0, 0.0, np.where(snr < 0.0, 0.0, snr))
+        classes.append(_snr_power_class(snr))
+        slopes.append((coefficients @ ramp)[classes[-1], pixels] / t.group)
+    mrate = median / float(nints)
+
+    positive_rate = np.where(mrate > 0.0, mrate + dark, dark)
+    n = float(ngroups)
+    if t.exact_variance:
+        rn_dn = rnoise / gain
+        factors = _class_variance_factors(
+            table, ngroups, _group_covariance(ngroups, t.nframes, t.frame_step))
+    else:
+        rnum = rnoise / t.group
+        var_r_official = 12.0 * rnum * rnum / ((n * n * n - n) * gain * gain)
+        var_p_official = positive_rate / (t.group * gain * (n - 1.0))
+    out = {k: np.zeros((nints, npix)) for k in ("slope", "var_p", "var_r", "err")}
+    sum_p, sum_r, sum_num = np.zeros(npix), np.zeros(npix), np.zeros(npix)
+    for i in range(nints):
+        if t.exact_variance:
+            var_r, var_p = _exact_variances(factors[:, classes[i]], rn_dn, positive_rate / gain, t)
+        else:
+            var_r, var_p = var_r_official, var_p_official
+        inv_r = 1.0 / var_r
+        inv_p = np.where(var_p > 0.0, 1.0 / var_p, 0.0)
+        num = slopes[i] / var_r
+        ivp = np.where(inv_p > 0.0, 1.0 / inv_p, 0.0)
+        ivp[ivp >= LARGE_VARIANCE_THRESHOLD] = 0.0
+        ivr = 1.0 / inv_r
+        ivr[ivr >= LARGE_VARIANCE_THRESHOLD] = 0.0
+        var_err = 1.0 / (1.0 / (var_p + var_r))
+        out["slope"][i] = num * ivr
+        out["var_p"][i], out["var_r"][i] = ivp, ivr
+        out["err"][i] = np.where(var_err > LARGE_VARIANCE_THRESHOLD, 0.0, np.sqrt(var_err))
+        sum_p += inv_p
+        sum_r += inv_r
+        sum_num += num
+
+    pdq = pixeldq.astype(np.uint32)
+    var_p = np.where(sum_p > 0.0, 1.0 / sum_p, sum_p)
+    var_p[(var_p >= LARGE_VARIANCE_THRESHOLD) | (var_p < 0.0)] = 0.0
+    var_r = np.where(sum_r > 0.0, 1.0 / sum_r, sum_r)
+    var_r[var_r >= LARGE_VARIANCE_THRESHOLD] = 0.0
+    err = np.sqrt(var_p + var_r)
+    slope = sum_num * var_r
+    return (slope, err, pdq, var_p, var_r), out, np.repeat(pdq[None], nints, axis=0)
+
+
+def fit_segmented_pixels(data, groupdq, pixeldq, rnoise, gain, dark, zeroframe, t: _Timing):
+    """:func:`fit_block` for any pixels: segments split at jumps and unusable groups."""
     nints, ngroups, npix = data.shape
     orig_gdq = groupdq.copy() if np.any(groupdq & CHARGELOSS) else None
     gdq = groupdq.copy()

@@ -42,11 +42,13 @@ def residual_row_noise(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarra
     if rows.size < 16 or cols.size < 16:
         return 0.0
     pix_ok = usable_pix[np.ix_(rows, cols)]
+    row_index, col_index = _as_slice(rows), _as_slice(cols)
     plus, minus = [], []
     for i in range(nints):
-        # columns first: a strided take of a few hundred columns, never a full copy
-        sub = data[i][:, :, cols][:, rows].astype(np.float32)
-        sub[(groupdq[i][:, :, cols][:, rows] != 0) | ~pix_ok[None]] = np.nan
+        # a strided view of a few hundred columns (a slice when the sampled rows and
+        # columns are evenly spaced, as on any detector without masked edge columns)
+        sub = data[i][:, :, col_index][:, row_index].astype(np.float32)
+        sub[(groupdq[i][:, :, col_index][:, row_index] != 0) | ~pix_ok[None]] = np.nan
         diffs = np.diff(sub, axis=0)  # (k, nrows, ncols)
         good_rows = (np.isfinite(diffs).sum(axis=2) >= 0.5 * cols.size).all(axis=0)
         if good_rows.sum() < 16:
@@ -63,6 +65,15 @@ def residual_row_noise(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarra
     covariance = (_robust_var(np.concatenate(plus)) - _robust_var(np.concatenate(minus))) / 4
     s2 = covariance / (2 * (1 - 1 / k**2))
     return float(np.sqrt(s2)) if s2 > 0 else 0.0
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """``index`` as an equivalent slice when its steps are all equal (a view, not a copy)."""
+    if index.size >= 2:
+        step = int(index[1] - index[0])
+        if step > 0 and np.all(np.diff(index) == step):
+            return slice(int(index[0]), int(index[-1]) + 1, step)
+    return index
 
 
 def _robust_var(values: np.ndarray) -> float:

@@ -46,6 +46,56 @@ def extrapolate_dark(dark: np.ndarray, extra: int) -> np.ndarray:
     return np.concatenate((dark, k * step + dark[-1]))
 
 
+def pattern_usable(nframes: int, groupgap: int, dark_nframes: int = 1,
+                   dark_groupgap: int = 0) -> bool:
+    """False when the dark averages or skips more frames than the science (step skipped)."""
+    return not (dark_nframes > nframes or dark_groupgap > groupgap)
+
+
+def extend_dark(dark: np.ndarray, ngroups: int, nframes: int, groupgap: int,
+                dark_nframes: int = 1, dark_groupgap: int = 0) -> np.ndarray:
+    """``dark``, extrapolated when it has fewer frames than the exposure needs."""
+    needed = total_frames(ngroups, nframes, groupgap)
+    available = total_frames(dark.shape[0], dark_nframes, dark_groupgap)
+    if needed <= available:
+        return dark
+    extra = math.ceil((needed - available + dark_groupgap) / (dark_nframes + dark_groupgap))
+    log.warning("dark has %d frames, exposure needs %d: extrapolating %d planes",
+                available, needed, extra)
+    return extrapolate_dark(np.asarray(dark), extra)
+
+
+def dark_plane(dark: np.ndarray, g: int, nframes: int, groupgap: int,
+               dark_nframes: int = 1, dark_groupgap: int = 0) -> np.ndarray:
+    """The dark of science group ``g`` (ny, nx), NaN as 0, from the (extended) dark.
+
+    Read one plane (or the frames of one group) at a time, so a memory-mapped dark is
+    never copied whole. Resampled planes are float32 as the official stores them; a dark
+    already in the science pattern keeps its dtype (float64 once extrapolated).
+    """
+    if nframes == dark_nframes and groupgap == dark_groupgap:
+        return _zero_nan(_native_copy(dark[g]))
+    start = g * (nframes + groupgap)
+    if nframes == 1:
+        # float32 as the official stores it
+        return _zero_nan(np.array(dark[start], dtype=np.float32))
+    frames = _zero_nan(_native_copy(dark[start:start + nframes]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames beyond the dark: NaN
+        return frames.mean(axis=0).astype(np.float32)
+
+
+def _zero_nan(values: np.ndarray) -> np.ndarray:
+    """NaN dark values count as 0 (in place; infinities are kept, as the official does)."""
+    values[np.isnan(values)] = 0
+    return values
+
+
+def _native_copy(array) -> np.ndarray:
+    array = np.asarray(array)
+    return array.astype(array.dtype.newbyteorder("="))
+
+
 def dark_for_pattern(dark: np.ndarray, ngroups: int, nframes: int, groupgap: int,
                      dark_nframes: int = 1, dark_groupgap: int = 0) -> np.ndarray | None:
     """The dark resampled to the science read pattern (ngroups, ny, nx), or None if impossible.
@@ -53,28 +103,11 @@ def dark_for_pattern(dark: np.ndarray, ngroups: int, nframes: int, groupgap: int
     None when the dark averages more frames or skips more frames than the science.
     NaN dark values become 0.
     """
-    needed = total_frames(ngroups, nframes, groupgap)
-    available = total_frames(dark.shape[0], dark_nframes, dark_groupgap)
-    if needed > available:
-        extra = math.ceil((needed - available + dark_groupgap) / (dark_nframes + dark_groupgap))
-        log.warning("dark has %d frames, exposure needs %d: extrapolating %d planes",
-                    available, needed, extra)
-        dark = extrapolate_dark(dark, extra)
-    if dark_nframes > nframes or dark_groupgap > groupgap:
+    if not pattern_usable(nframes, groupgap, dark_nframes, dark_groupgap):
         return None
-    dark = np.where(np.isnan(dark), 0, dark)  # a copy: the reference is never modified
-    if nframes == dark_nframes and groupgap == dark_groupgap:
-        return dark
-    out = np.empty((ngroups,) + dark.shape[1:], dtype=np.float32)  # as the official stores it
-    for g in range(ngroups):
-        start = g * (nframes + groupgap)
-        if nframes == 1:
-            out[g] = dark[start]
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # frames beyond the dark: NaN
-                out[g] = dark[start:start + nframes].mean(axis=0)
-    return out
+    dark = extend_dark(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap)
+    return np.stack([dark_plane(dark, g, nframes, groupgap, dark_nframes, dark_groupgap)
+                     for g in range(ngroups)])
 
 
 def subtract_dark(data: np.ndarray, dark: np.ndarray) -> None:
@@ -104,7 +137,7 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
         log.warning("no DARK reference: dark_current skipped")
         return "SKIPPED"
     path = getattr(dark_ref, "path", "dark")
-    dark = np.asarray(dark_ref.arrays["SCI"])
+    dark = dark_ref.arrays["SCI"]  # memory-mapped: read plane by plane
     shape = ramp.data.shape[-2:]
     if dark.ndim != 3 or dark.shape[1:] != shape:
         raise WebbcalError(path, f"dark shape {dark.shape} does not match the data {shape} "
@@ -122,18 +155,25 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
         # extrapolation continues the last frame-to-frame difference: it needs two planes
         raise WebbcalError(path, f"dark has {dark.shape[0]} plane(s) ({available} frames); the "
                                  f"exposure needs {needed} frames and one plane cannot be extrapolated")
-    resampled = dark_for_pattern(
-        dark, ramp.data.shape[1], int(meta.get("NFRAMES", 1)), int(meta.get("GROUPGAP", 0)),
-        int(dark_ref.meta.get("NFRAMES", 1)), int(dark_ref.meta.get("GROUPGAP", 0)))
-    if resampled is None:
+    pattern = (int(meta.get("NFRAMES", 1)), int(meta.get("GROUPGAP", 0)),
+               int(dark_ref.meta.get("NFRAMES", 1)), int(dark_ref.meta.get("GROUPGAP", 0)))
+    if not pattern_usable(*pattern):
         log.warning("dark averages or skips more frames than the science: dark_current skipped")
         return "SKIPPED"
+    dark = extend_dark(dark, ramp.data.shape[1], *pattern)
     dark_dq = dark_ref.arrays.get("DQ")
     if dark_dq is not None:
         ramp.pixeldq |= np.asarray(dark_dq).astype(ramp.pixeldq.dtype, copy=False)
-    subtract_dark(ramp.data, resampled)
-    if params.get("dark_output"):
-        _save_dark(resampled, dark_dq, dark_ref, meta, params["dark_output"])
+    # group by group: the dark (as large as the ramp) is never resampled as a whole
+    saved = [] if params.get("dark_output") else None
+    for g in range(ramp.data.shape[1]):
+        plane = dark_plane(dark, g, *pattern)
+        for integration in ramp.data:
+            integration[g] -= plane
+        if saved is not None:
+            saved.append(plane)
+    if saved is not None:
+        _save_dark(np.stack(saved), dark_dq, dark_ref, meta, params["dark_output"])
     return "COMPLETE"
 
 

@@ -48,8 +48,11 @@ def initialize_dq(groupdq: np.ndarray, pixeldq: np.ndarray, mask: np.ndarray,
     if user_dq is not None:
         mask = mask | np.asarray(user_dq).astype(np.uint32)
     pixeldq |= mask.astype(pixeldq.dtype, copy=False)
-    dnu = (mask & dqflags.DO_NOT_USE).astype(groupdq.dtype)
-    groupdq |= dnu  # broadcasts over (nints, ngroups)
+    masked = np.nonzero(mask & dqflags.DO_NOT_USE)
+    if masked[0].size > mask.size // 16:  # many: one broadcast pass over the ramp
+        groupdq |= (mask & dqflags.DO_NOT_USE).astype(groupdq.dtype)
+    elif masked[0].size:  # the usual few bad pixels: only their groups are touched
+        groupdq[..., masked[0], masked[1]] |= groupdq.dtype.type(dqflags.DO_NOT_USE)
 
 
 def read_user_dq(path: str, shape: tuple[int, int]) -> np.ndarray:

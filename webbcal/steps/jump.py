@@ -104,8 +104,9 @@ SPEC = StepSpec(
     doc="Flag cosmic-ray jumps (two-point difference) in GROUPDQ.",
 )
 
-# Pixels processed together (bounds the float64 difference arrays to ~20 MB per 10 groups).
-_BLOCK_PIXELS = 1 << 18
+# Pixels processed together (32 full-frame rows): the float64 differences stay a few MB,
+# which the allocator recycles from block to block instead of mapping fresh pages.
+_BLOCK_PIXELS = 1 << 16
 
 
 @dataclass
@@ -117,8 +118,12 @@ class JumpResult:
 
 
 def _all_dnu_groups(groupdq: np.ndarray) -> np.ndarray:
-    """(nints, ngroups) True where every pixel of the group is DO_NOT_USE."""
-    return np.all((groupdq & dqflags.DO_NOT_USE) != 0, axis=(2, 3))
+    """(nints, ngroups) True where every pixel of the group is DO_NOT_USE.
+
+    The bitwise AND of a whole plane keeps DO_NOT_USE only if every pixel has it.
+    """
+    common = np.bitwise_and.reduce(groupdq.reshape(groupdq.shape[:2] + (-1,)), axis=2)
+    return (common & dqflags.DO_NOT_USE) != 0
 
 
 def choose_mode(groupdq: np.ndarray, s: tp.JumpSettings) -> str | None:
@@ -171,16 +176,19 @@ def _find_primary_jumps(data, groupdq, pixeldq, gain, read_noise,
     read_noise_2 = (np.asarray(read_noise, dtype=np.float32) * gain) ** 2
 
     ndiffs = ngroups - 1
-    # Per-difference masks kept for the passes that need whole frames (neighbours cross
-    # block boundaries; after-jump flags need the neighbour flags).
+    # After-jump masks are kept for whole frames (they need the neighbour flags, which
+    # cross block boundaries); neighbour sources are kept as coordinates.
     def mask_if(wanted: bool) -> np.ndarray | None:
         return np.zeros((nints, ndiffs, ny, nx), dtype=bool) if wanted else None
 
-    candidates = mask_if(settings.flag_4_neighbors)
     after1 = mask_if(settings.after_jump_flag_n1 > 0)
     after2 = mask_if(settings.after_jump_flag_n2 > 0)
+    sources = []
     rows = max(1, _BLOCK_PIXELS // max(nx, 1))
-    for r0 in range(0, ny, rows):
+    two_passes = mode == "iterative" and after1 is None and after2 is None  # the default
+    if two_passes:
+        sources.append(_iterative_two_passes(data, groupdq, gain, read_noise_2, settings))
+    for r0 in range(0, 0 if two_passes else ny, rows):
         r1 = min(ny, r0 + rows)
         npix = (r1 - r0) * nx
         block_gdq = np.ascontiguousarray(groupdq[:, :, r0:r1]).reshape(nints, ngroups, npix)
@@ -189,9 +197,9 @@ def _find_primary_jumps(data, groupdq, pixeldq, gain, read_noise,
         found = tp.detect_block(data_e, block_gdq, read_noise_2[r0:r1].reshape(npix),
                                 settings, mode)
         groupdq[:, :, r0:r1] = block_gdq.reshape(nints, ngroups, r1 - r0, nx)
+        i, d, pix = found.neighbour_sources
+        sources.append((i, d + 1, r0 + pix // nx, pix % nx))
         shape = (nints, ndiffs, r1 - r0, nx)
-        if candidates is not None:
-            candidates[:, :, r0:r1] = found.neighbour_candidates.reshape(shape)
         if after1 is not None:
             after1[:, :, r0:r1] = found.after_jump_1.reshape(shape)
         if after2 is not None:
@@ -199,10 +207,10 @@ def _find_primary_jumps(data, groupdq, pixeldq, gain, read_noise,
 
     if mode == "sigma_clip":
         _clear_all_jump_groups(groupdq)
-    primary = int(sum(np.count_nonzero(g & dqflags.JUMP_DET) for g in groupdq))
+    primary = _count_flag(groupdq, dqflags.JUMP_DET)
+    if settings.flag_4_neighbors:
+        tp.flag_neighbours_of(groupdq, *(np.concatenate(parts) for parts in zip(*sources)))
     for i in range(nints):
-        if settings.flag_4_neighbors:
-            tp.flag_neighbours(groupdq[i], candidates[i])
         if after1 is not None or after2 is not None:
             tp.flag_after_jumps(groupdq[i], None if after1 is None else after1[i],
                                 settings.after_jump_flag_n1,
@@ -210,6 +218,65 @@ def _find_primary_jumps(data, groupdq, pixeldq, gain, read_noise,
                                 settings.after_jump_flag_n2)
         tp.remove_unusable_jumps(groupdq[i])
     return JumpResult(primary)
+
+
+def _iterative_two_passes(data, groupdq, gain, read_noise_2, s: tp.JumpSettings):
+    """Iterative detection, the candidates of many blocks searched together; the sources.
+
+    Pass 1 screens every block of rows (``official_first_pass``) and keeps the
+    differences of the few candidate pixels, searched (``iterative_jumps``) in batches of
+    ``_BLOCK_PIXELS`` pixels: its per-call cost is paid a few times, not once per block.
+    Pass 2 computes the neighbour sources from the differences of the pixels now
+    flagged. The flags are those of ``detect_block`` (every computation is per pixel).
+    Returns (integration, group, y, x) of the sources.
+    """
+    nints, ngroups, ny, nx = data.shape
+    rn2 = np.ascontiguousarray(read_noise_2).reshape(-1)
+    batch_pixels, batch_diffs = [], []
+
+    def search() -> None:
+        pixels = np.concatenate(batch_pixels)
+        found = tp.iterative_jumps(np.concatenate(batch_diffs, axis=1), rn2[pixels], s)
+        i, d, k = np.nonzero(found.reshape(nints, ngroups - 1, pixels.size))
+        ys, xs = np.divmod(pixels[k], nx)
+        groupdq[i, d + 1, ys, xs] |= np.uint8(dqflags.JUMP_DET)
+        batch_pixels.clear()
+        batch_diffs.clear()
+
+    rows = max(1, _BLOCK_PIXELS // max(nx, 1))
+    pending = 0
+    for r0 in range(0, ny, rows):
+        r1 = min(ny, r0 + rows)
+        npix = (r1 - r0) * nx
+        block_gdq = np.ascontiguousarray(groupdq[:, :, r0:r1]).reshape(nints, ngroups, npix)
+        data_e = (np.asarray(data[:, :, r0:r1], dtype=np.float32)
+                  * gain[r0:r1]).reshape(nints, ngroups, npix)
+        diffs = tp.first_differences(data_e, block_gdq).reshape(nints * (ngroups - 1), npix)
+        candidates = np.flatnonzero(tp.official_first_pass(diffs, rn2[r0 * nx:r1 * nx], s))
+        if candidates.size:
+            batch_pixels.append(r0 * nx + candidates)
+            batch_diffs.append(diffs[:, candidates])
+            pending += candidates.size
+        if pending >= _BLOCK_PIXELS:
+            search()
+            pending = 0
+    if pending:
+        search()
+
+    jumped = np.zeros((ny, nx), dtype=np.uint8)
+    for i in range(nints):
+        for g in range(1, ngroups):
+            jumped |= groupdq[i, g]
+    ys, xs = np.nonzero(jumped & np.uint8(dqflags.JUMP_DET))
+    data_e = np.asarray(data[:, :, ys, xs], dtype=np.float32) * gain[ys, xs]
+    i, d, k = tp.neighbour_sources(data_e, groupdq[:, :, ys, xs], read_noise_2[ys, xs], s)
+    return i, d + 1, ys[k], xs[k]
+
+
+def _count_flag(groupdq: np.ndarray, flag: int) -> int:
+    """Number of groups carrying ``flag``, one plane at a time (no full-size temporary)."""
+    planes = groupdq.reshape((-1,) + groupdq.shape[-2:])
+    return int(sum(np.count_nonzero(plane & np.uint8(flag)) for plane in planes))
 
 
 def _clear_all_jump_groups(groupdq: np.ndarray) -> None:
@@ -223,7 +290,10 @@ def _clear_all_jump_groups(groupdq: np.ndarray) -> None:
 def settings_from_params(params: dict, nframes: int, tgroup: float,
                          gain: np.ndarray) -> tp.JumpSettings:
     """Step parameters -> detection settings (after-jump DN -> electrons, seconds -> groups)."""
-    median_gain = float(np.nanmedian(gain))
+    after_jump = any(float(params[f"after_jump_flag_{k}"]) != 0.0
+                     for k in ("dn1", "time1", "dn2", "time2"))
+    # the median is a full-frame sort: only when after-jump flagging uses it
+    median_gain = float(np.nanmedian(gain)) if after_jump else 0.0
     return tp.JumpSettings(
         nframes=nframes,
         rejection_threshold=float(params["rejection_threshold"]),

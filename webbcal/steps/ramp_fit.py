@@ -23,12 +23,14 @@ Defaults that differ from the official (both switchable to the official behaviou
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
 from webbcal import dqflags
 from webbcal.errors import WebbcalError
-from webbcal.steps._ramp_ols import RampFitResult, _Timing, fit_block, per_group_read_noise
+from webbcal.steps._ramp_ols import (RampFitResult, _Timing, clean_pixels, fit_clean_pixels,
+                                     fit_segmented_pixels, per_group_read_noise)
 from webbcal.steps import _row_noise as row_noise
 from webbcal.steps.base import Param, StepSpec
 from webbcal.steps.reference_arrays import required_plane
@@ -60,8 +62,10 @@ SPEC = StepSpec(
     doc="Fit ramps: rate (exposure) and rateints (per integration) with OLS_C weighting.",
 )
 
-# Pixels fitted together: bounds the float64 working copy to ~20 MB per 10 groups.
-_BLOCK_PIXELS = 1 << 18
+# Pixels fitted together (32 full-frame rows): the float64 working arrays stay a few MB,
+# which the allocator recycles from block to block (larger blocks are fresh memory maps
+# every time, and the page faults cost more system time than the fit takes).
+_BLOCK_PIXELS = 1 << 16
 
 
 def mask_group_range(groupdq: np.ndarray, firstgroup: int | None, lastgroup: int | None) -> None:
@@ -123,33 +127,96 @@ def fit_ramps(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarray,
                      frame_step=int(nframes) + int(groupgap), exact_variance=bool(exact_variance))
 
     res = _empty_result(nints, ny, nx)
+    # Pass 1, by blocks of rows: the pixels without any flag (nearly all) take the
+    # one-segment fast path. Pass 2: the others, gathered from every block, take the
+    # general segment bookkeeping together (its per-call overhead is paid a few times,
+    # not once per block).
+    others = []
     rows = max(1, _BLOCK_PIXELS // max(nx, 1))
     for r0 in range(0, ny, rows):
-        r1 = min(ny, r0 + rows)
-        npix = (r1 - r0) * nx
-        block = np.asarray(data[:, :, r0:r1], dtype=np.float32).reshape(nints, ngroups, npix)
-        zf = None
-        if zeroframe is not None:
-            zf = np.asarray(zeroframe[:, r0:r1], dtype=np.float32).reshape(nints, npix)
-            zf = zf.astype(np.float64)
+        band = slice(r0, min(ny, r0 + rows))
+        block = _PixelBlock.rows(data, groupdq, pixeldq, rnoise, gain32, dark, zeroframe, band)
+        clean = (clean_pixels(block.data, block.groupdq, block.pixeldq, block.rnoise,
+                              block.gain) if ngroups >= 3 else None)
+        if clean is None or not clean.any():
+            others.append(r0 * nx + np.arange(block.npix))
+            continue
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            fitted = fit_clean_pixels(block.data, block.pixeldq, block.rnoise, block.gain,
+                                      block.dark, timing)
+        _store(res, fitted, (slice(None), band), (nints, band.stop - r0, nx))
+        others.append(r0 * nx + np.flatnonzero(~clean))
+    others = np.concatenate(others)
+    for k in range(0, others.size, _BLOCK_PIXELS):
+        ys, xs = np.divmod(others[k:k + _BLOCK_PIXELS], nx)
+        block = _PixelBlock.pixels(data, groupdq, pixeldq, rnoise, gain32, dark, zeroframe,
+                                   ys, xs)
         # NaN/inf from bad gains or NaN data propagate as in the C code and are masked
         # by the DQ rules, so floating-point warnings carry no information here.
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            exposure, ints, int_dq = fit_block(
-                block.astype(np.float64),
-                np.asarray(groupdq[:, :, r0:r1], dtype=np.uint8).reshape(nints, ngroups, npix),
-                np.asarray(pixeldq[r0:r1]).reshape(npix),
-                rnoise[r0:r1].reshape(npix).astype(np.float64),
-                gain32[r0:r1].reshape(npix).astype(np.float64),
-                dark[r0:r1].reshape(npix).astype(np.float64), zf, timing)
-        rows2, rows3 = (slice(r0, r1),), (slice(None), slice(r0, r1))
-        for name, values in zip(("slope", "err", "dq", "var_poisson", "var_rnoise"), exposure):
-            getattr(res, name)[rows2] = values.reshape(r1 - r0, nx)
-        for name, key in (("int_slope", "slope"), ("int_err", "err"),
-                          ("int_var_poisson", "var_p"), ("int_var_rnoise", "var_r")):
-            getattr(res, name)[rows3] = ints[key].reshape(nints, r1 - r0, nx)
-        res.int_dq[rows3] = int_dq.reshape(nints, r1 - r0, nx)
+            fitted = fit_segmented_pixels(block.data, block.groupdq, block.pixeldq,
+                                          block.rnoise, block.gain, block.dark,
+                                          block.zeroframe, timing)
+        _store(res, fitted, (slice(None), ys, xs), (nints, ys.size))
     return res
+
+
+@dataclass
+class _PixelBlock:
+    """The arrays of some pixels as the fit needs them: float64, (nints, ngroups, npix)."""
+
+    data: np.ndarray
+    groupdq: np.ndarray
+    pixeldq: np.ndarray
+    rnoise: np.ndarray
+    gain: np.ndarray
+    dark: np.ndarray
+    zeroframe: np.ndarray | None
+
+    @property
+    def npix(self) -> int:
+        return self.data.shape[-1]
+
+    @classmethod
+    def rows(cls, data, groupdq, pixeldq, rnoise, gain, dark, zeroframe, rows: slice):
+        nints, ngroups, _, nx = data.shape
+        npix = (rows.stop - rows.start) * nx
+        # one conversion pass each into fresh contiguous arrays (the fit modifies its data)
+        block = np.empty((nints, ngroups, npix))
+        block.reshape(nints, ngroups, -1, nx)[...] = _as_float32(data[:, :, rows])
+        block_gdq = np.empty((nints, ngroups, npix), np.uint8)
+        block_gdq.reshape(nints, ngroups, -1, nx)[...] = groupdq[:, :, rows]
+        zf = None if zeroframe is None else _as_float32(zeroframe[:, rows]).reshape(nints, npix)
+        return cls(block, block_gdq, np.asarray(pixeldq[rows]).reshape(npix),
+                   rnoise[rows].reshape(npix).astype(np.float64),
+                   gain[rows].reshape(npix).astype(np.float64),
+                   dark[rows].reshape(npix).astype(np.float64),
+                   None if zf is None else zf.astype(np.float64))
+
+    @classmethod
+    def pixels(cls, data, groupdq, pixeldq, rnoise, gain, dark, zeroframe, ys, xs):
+        zf = None if zeroframe is None else _as_float32(zeroframe[:, ys, xs]).astype(np.float64)
+        return cls(_as_float32(data[:, :, ys, xs]).astype(np.float64),
+                   np.asarray(groupdq[:, :, ys, xs], dtype=np.uint8),
+                   np.asarray(pixeldq[ys, xs]), rnoise[ys, xs].astype(np.float64),
+                   gain[ys, xs].astype(np.float64), dark[ys, xs].astype(np.float64), zf)
+
+
+def _as_float32(values: np.ndarray) -> np.ndarray:
+    """The data as the C code reads them (float32)."""
+    return values if values.dtype == np.float32 else values.astype(np.float32)
+
+
+def _store(res: RampFitResult, fitted, where: tuple, int_shape: tuple) -> None:
+    """Write one fit result (``fit_block`` layout) into the output images at ``where``."""
+    exposure, ints, int_dq = fitted
+    image_where, image_shape = where[1:], int_shape[1:]
+    for name, values in zip(("slope", "err", "dq", "var_poisson", "var_rnoise"), exposure):
+        getattr(res, name)[image_where] = values.reshape(image_shape)
+    for name, key in (("int_slope", "slope"), ("int_err", "err"),
+                      ("int_var_poisson", "var_p"), ("int_var_rnoise", "var_r")):
+        getattr(res, name)[where] = ints[key].reshape(int_shape)
+    res.int_dq[where] = int_dq.reshape(int_shape)
 
 
 def _exposure_times(meta) -> tuple[int, float, float]:

@@ -194,9 +194,15 @@ def running_median(values: np.ndarray, good: np.ndarray, length: int) -> np.ndar
 
 
 # --------------------------------------------------------------------------- corrections
-def subtract_amplifier_offsets(plane: np.ndarray, dq: np.ndarray, fp: Footprint, *,
-                               odd_even_columns: bool, siglimit: float) -> None:
-    """Step 1 on one detector-frame ``plane`` (footprint-sized view), in place."""
+def amplifier_offsets(plane: np.ndarray, dq: np.ndarray, fp: Footprint, *,
+                      odd_even_columns: bool, siglimit: float) -> np.ndarray:
+    """Step 1: the offset (float64) to subtract from each footprint column.
+
+    Measured on the top and bottom reference rows, in float64 as the full-frame path
+    computes. Amplifiers the official leaves uncorrected (no usable reference pixel for
+    one column parity) get 0.
+    """
+    offsets = np.zeros(plane.shape[1])
     edges = [fp.rows(0, NREF), fp.rows(FULL - NREF, FULL)]  # bottom, top
     for amp in range(FULL // AMP_WIDTH):
         cols = fp.cols(amp * AMP_WIDTH, (amp + 1) * AMP_WIDTH)
@@ -206,36 +212,49 @@ def subtract_amplifier_offsets(plane: np.ndarray, dq: np.ndarray, fp: Footprint,
         if odd_even_columns:
             # official "odd" = 1st, 3rd... column of the amplifier = even detector columns
             starts = [c_lo + (fp.col0 + c_lo) % 2, c_lo + (fp.col0 + c_lo + 1) % 2]
-            signals = []
-            for start in starts:
-                means = [clipped_mean(plane[rows, start:c_hi:2], dq[rows, start:c_hi:2], siglimit)
-                         if rows is not None else None for rows in (edges[1], edges[0])]
-                signals.append(_average(*means))
+            signals = [_average(*[_edge_mean(plane, dq, rows, slice(start, c_hi, 2), siglimit)
+                                  for rows in (edges[1], edges[0])]) for start in starts]
             if any(s is None for s in signals):
                 continue  # the official leaves such an amplifier uncorrected
             for start, signal in zip(starts, signals):
-                plane[:, start:c_hi:2] -= signal
+                offsets[start:c_hi:2] = signal
         else:
-            means = [clipped_mean(plane[rows, c_lo:c_hi], dq[rows, c_lo:c_hi], siglimit)
-                     if rows is not None else None for rows in (edges[1], edges[0])]
-            signal = _average(*means)
+            signal = _average(*[_edge_mean(plane, dq, rows, slice(c_lo, c_hi), siglimit)
+                                for rows in (edges[1], edges[0])])
             if signal is not None:
-                plane[:, c_lo:c_hi] -= signal
+                offsets[c_lo:c_hi] = signal
+    return offsets
+
+
+def _edge_mean(plane, dq, rows: slice | None, cols: slice, siglimit: float):
+    if rows is None:
+        return None
+    return clipped_mean(plane[rows, cols].astype(np.float64), dq[rows, cols], siglimit)
 
 
 def side_reference_signal(plane: np.ndarray, dq: np.ndarray, fp: Footprint,
-                          smoothing_length: int) -> np.ndarray | None:
+                          smoothing_length: int,
+                          column_offsets: np.ndarray | None = None) -> np.ndarray | None:
     """Row signal (float64, footprint rows) from the side reference columns, or None if
-    the footprint has none. Rows of the full detector outside the footprint count as bad."""
+    the footprint has none. Rows of the full detector outside the footprint count as bad.
+
+    With ``column_offsets`` (float64, per footprint column) the side columns are read as
+    ``plane - column_offsets`` in float64: the values the amplifier correction would have
+    left, without correcting the whole plane first.
+    """
     sides = []
+    dtype = plane.dtype if column_offsets is None else np.float64
     for lo, hi in (LEFT_COLUMNS, RIGHT_COLUMNS):
-        stack = np.zeros((FULL, hi - lo), dtype=plane.dtype)
+        stack = np.zeros((FULL, hi - lo), dtype=dtype)
         good = np.zeros((FULL, hi - lo), dtype=bool)
         cols = fp.cols(lo, hi)
         if cols is not None:
             dst = slice(fp.col0 + cols[0] - lo, fp.col0 + cols[1] - lo)
             rows = slice(fp.row0, fp.row0 + fp.nrows)
-            stack[rows, dst] = plane[:, cols[0]:cols[1]]
+            values = plane[:, cols[0]:cols[1]]
+            if column_offsets is not None:
+                values = values.astype(np.float64) - column_offsets[cols[0]:cols[1]]
+            stack[rows, dst] = values
             good[rows, dst] = (dq[:, cols[0]:cols[1]] & dqflags.DO_NOT_USE) == 0
         sides.append((cols is not None, stack, good))
     if not any(present for present, _, _ in sides):
@@ -291,22 +310,47 @@ def subtract_reference_pixels(data: np.ndarray, pixeldq: np.ndarray, *, xstart: 
     side_wanted = use_side_ref_pixels and (full_frame_algorithm or subarray_side_correction)
     for integration in det_data:
         for plane in integration:
-            # 4-output corrections run in float64 and round once (the official effectively
-            # does the same from its second group on); the one-output path stays float32
-            work = plane.astype(np.float64) if full_frame_algorithm else plane
             if full_frame_algorithm:
-                subtract_amplifier_offsets(work, dq, fp, odd_even_columns=odd_even_columns,
-                                           siglimit=siglimit)
-            elif refmask.any():
-                subtract_subarray_offsets(work, refmask, fp, odd_even_columns=odd_even_columns,
+                _correct_four_outputs(plane, dq, fp, odd_even_columns=odd_even_columns,
+                                      siglimit=siglimit, side_wanted=side_wanted,
+                                      side_smoothing_length=side_smoothing_length,
+                                      side_gain=side_gain)
+                continue
+            # the one-output path works in float32, as the official does
+            if refmask.any():
+                subtract_subarray_offsets(plane, refmask, fp, odd_even_columns=odd_even_columns,
                                           siglimit=siglimit)
             if side_wanted:
-                signal = side_reference_signal(work, dq, fp, side_smoothing_length)
+                signal = side_reference_signal(plane, dq, fp, side_smoothing_length)
                 if signal is not None:
-                    work -= (side_gain * signal)[:, None]
-            if work is not plane:
-                plane[...] = work
+                    plane -= (side_gain * signal)[:, None]
     return "COMPLETE"
+
+
+_ROW_BLOCK = 128  # rows corrected together: a float64 block of a full frame is 2 MB
+
+
+def _correct_four_outputs(plane, dq, fp: Footprint, *, odd_even_columns: bool, siglimit: float,
+                          side_wanted: bool, side_smoothing_length: int, side_gain: float) -> None:
+    """Steps 1 and 2 on one detector-frame plane, in place.
+
+    The corrections are computed in float64 and the result rounded once (the official
+    effectively does the same from its second group on): ``plane - column offset - side
+    signal``, evaluated by blocks of rows so the float64 copy stays in cache.
+    """
+    offsets = amplifier_offsets(plane, dq, fp, odd_even_columns=odd_even_columns,
+                                siglimit=siglimit)
+    signal = None
+    if side_wanted:
+        signal = side_reference_signal(plane, dq, fp, side_smoothing_length, offsets)
+    row_signal = None if signal is None else (side_gain * signal)[:, None]
+    for r0 in range(0, plane.shape[0], _ROW_BLOCK):
+        rows = slice(r0, r0 + _ROW_BLOCK)
+        work = plane[rows].astype(np.float64)
+        work -= offsets
+        if row_signal is not None:
+            work -= row_signal[rows]
+        plane[rows] = work
 
 
 def apply(ramp: Ramp, refs: dict, params: dict) -> str:

@@ -113,42 +113,54 @@ def flag_saturated(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarray,
 
     data (nints, ngroups, ny, nx) raw DN; threshold/threshold_dq/bias (ny, nx); ``frames``
     the read pattern from :func:`group_frames` or None to skip the read-pattern tests.
-    Everything is updated in place.
+    Everything is updated in place. Full-plane work is limited to the threshold and A/D
+    floor comparisons; the other tests only concern pixels next to a saturated group and
+    are evaluated on those.
     """
     nints, ngroups = data.shape[:2]
     thresh, no_check, ref_dq = effective_thresholds(threshold, threshold_dq)
     sat = np.uint8(dqflags.SATURATED)
     dnu = np.uint8(dqflags.DO_NOT_USE)
     low_flag = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
-    bias = 0.0 if bias is None else bias
+    if bias is not None:  # native byte order: it is indexed pixel by pixel below
+        bias = np.asarray(bias)
+        bias = bias.astype(bias.dtype.newbyteorder("="), copy=False)
     dilutions = _dilution_factors(frames, ngroups)
-    # float64 like the official comparison; no-check pixels keep the undiluted threshold
-    thresh64 = thresh.astype(np.float64) if dilutions else None
-    diluted = np.empty_like(thresh64) if dilutions else None
+    ever_saturated = np.empty(data.shape[2:], dtype=bool)
+    hit = np.empty(data.shape[2:], dtype=bool)
+    flags = np.empty(data.shape[2:], dtype=np.uint8)
 
     for i in range(nints):
         before = groupdq[i, :2].copy() if keep_two_groups and ngroups >= 2 else None
-        ever_saturated = np.zeros(data.shape[2:], dtype=bool)
+        ever_saturated[...] = False
         for g in range(ngroups):
             plane, gdq = data[i, g], groupdq[i, g]
-            ever_saturated |= plane >= thresh
-            gdq |= _as_flags(ever_saturated, sat)
-            gdq |= _as_flags(plane <= 0, low_flag)
+            np.greater_equal(plane, thresh, out=hit)
+            ever_saturated |= hit
+            np.multiply(ever_saturated.view(np.uint8), sat, out=flags)
+            gdq |= flags
+            np.less_equal(plane, 0, out=hit)
+            np.multiply(hit.view(np.uint8), low_flag, out=flags)
+            gdq |= flags
             if n_pix_grow_sat > 0:
-                gdq |= _as_flags(grow_mask(_has_flag(gdq, sat), n_pix_grow_sat), sat)
+                grow_flags(gdq, np.flatnonzero(np.bitwise_and(gdq, sat, out=flags)),
+                           n_pix_grow_sat, sat)
 
         for g in range(ngroups - 2, -1, -1):
             if g not in dilutions:
                 continue
-            np.multiply(thresh64, dilutions[g], out=diluted)
-            diluted[no_check] = thresh64[no_check]
             gdq, next_gdq = groupdq[i, g], groupdq[i, g + 1]
-            partial = ((data[i, g] >= diluted) & ~_has_flag(gdq, sat | dnu)
-                       & _has_flag(next_gdq, sat))
-            gdq |= _as_flags(grow_mask(partial, n_pix_grow_sat), dnu)
+            # only where the next group is saturated and this one is not flagged yet
+            candidates = np.flatnonzero(_has_flag(next_gdq, sat) & ~_has_flag(gdq, sat | dnu))
+            # float64 like the official comparison; no-check pixels keep the undiluted threshold
+            limit = thresh.ravel()[candidates].astype(np.float64)
+            limit = np.where(no_check.ravel()[candidates], limit, limit * dilutions[g])
+            partial = candidates[data[i, g].ravel()[candidates] >= limit]
+            grow_flags(gdq, partial, n_pix_grow_sat, dnu)
 
         if frames is not None and ngroups > 2:
-            _flag_group2_saturation(data[i], groupdq[i], thresh, bias, frames)
+            _flag_group2_saturation(data[i], groupdq[i], thresh,
+                                    0.0 if bias is None else bias, frames)
 
         if before is not None:
             _keep_two_groups(data[i], groupdq[i], before, thresh, dilutions)
@@ -159,9 +171,28 @@ def flag_saturated(data: np.ndarray, groupdq: np.ndarray, pixeldq: np.ndarray,
     pixeldq |= ref_dq.astype(pixeldq.dtype, copy=False)
 
 
-def _as_flags(mask: np.ndarray, flag: np.uint8) -> np.ndarray:
-    """uint8 array holding ``flag`` where ``mask`` (a cheap alternative to ``where=``)."""
-    return mask.view(np.uint8) * flag
+def grow_flags(plane: np.ndarray, pixels: np.ndarray, npix: int, flag) -> None:
+    """OR ``flag`` into ``plane`` (ny, nx) on the (2 npix + 1)² box around each flat index.
+
+    Equivalent to ``plane |= grow_mask(mask, npix) * flag``, but the cost is in the
+    number of flagged pixels (a few stars), not in the size of the plane.
+    """
+    if pixels.size == 0:
+        return
+    ny, nx = plane.shape
+    if npix <= 0:
+        plane[np.divmod(pixels, nx)] |= flag
+        return
+    if pixels.size * (2 * npix + 1) ** 2 > plane.size // 4:  # dense: shifted ORs are cheaper
+        mask = np.zeros(plane.shape, dtype=bool)
+        mask.ravel()[pixels] = True
+        plane |= grow_mask(mask, npix).view(np.uint8) * np.uint8(flag)
+        return
+    ys, xs = np.divmod(pixels, nx)
+    offsets = np.arange(-npix, npix + 1)
+    rows = np.clip(ys[:, None] + offsets[None, :], 0, ny - 1)  # clipping repeats an edge
+    cols = np.clip(xs[:, None] + offsets[None, :], 0, nx - 1)  # pixel: harmless for an OR
+    plane[rows[:, :, None], cols[:, None, :]] |= flag
 
 
 def _has_flag(dq: np.ndarray, flag) -> np.ndarray:
@@ -177,13 +208,23 @@ def _dilution_factors(frames, ngroups) -> dict[int, float]:
 
 
 def _flag_group2_saturation(data, groupdq, thresh, bias, frames) -> None:
-    """DO_NOT_USE on group index 1 where it saturated part-way (one integration)."""
-    first = data[0] - bias
-    would_not_saturate = (first / np.mean(frames[0])) * frames[2][-1] + bias < thresh
-    big_jump = (data[1] - data[0]) > (thresh - data[0]) / len(frames[1])
-    next_saturated = _has_flag(groupdq[2], dqflags.SATURATED) & ~_has_flag(groupdq[1], dqflags.SATURATED)
-    flag = would_not_saturate & big_jump & next_saturated
-    groupdq[1] |= _as_flags(flag, np.uint8(dqflags.DO_NOT_USE))
+    """DO_NOT_USE on group index 1 where it saturated part-way (one integration).
+
+    Only pixels whose group 2 is saturated and group 1 is not can qualify: the arithmetic
+    is done on those.
+    """
+    pix = np.flatnonzero(_has_flag(groupdq[2], dqflags.SATURATED)
+                         & ~_has_flag(groupdq[1], dqflags.SATURATED))
+    if pix.size == 0:
+        return
+    g0, g1 = data[0].ravel()[pix], data[1].ravel()[pix]
+    limit = thresh.ravel()[pix]
+    offset = np.ravel(bias)[pix] if np.ndim(bias) else bias
+    first = g0 - offset
+    would_not_saturate = (first / np.mean(frames[0])) * frames[2][-1] + offset < limit
+    big_jump = (g1 - g0) > (limit - g0) / len(frames[1])
+    flagged = np.divmod(pix[would_not_saturate & big_jump], groupdq.shape[-1])
+    groupdq[1][flagged] |= np.uint8(dqflags.DO_NOT_USE)
 
 
 def _keep_two_groups(data, groupdq, before, thresh, dilutions) -> None:
@@ -198,15 +239,19 @@ def _keep_two_groups(data, groupdq, before, thresh, dilutions) -> None:
     SATURATED / DO_NOT_USE flags of groups 0 and 1 are removed; later groups stay flagged.
     """
     flags = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)
-    usable = (groupdq & flags) == 0
-    short = usable.sum(axis=0) < 2
-    own_clean = ((data[0] < thresh) & (data[1] < thresh) & (data[0] > 0) & (data[1] > 0)
-                 & (before[0] == 0) & (before[1] == 0))
-    restore = short & own_clean
-    if restore.any():
-        keep = np.uint8(0xFF ^ flags)
-        groupdq[0][restore] &= keep
-        groupdq[1][restore] &= keep
+    # fewer than two usable groups implies group 0 or group 1 unusable: test only those
+    pix = np.flatnonzero(np.bitwise_and(groupdq[0] | groupdq[1], flags) != 0)
+    if pix.size == 0:
+        return
+    q = groupdq.reshape(groupdq.shape[0], -1)[:, pix]
+    short = ((q & flags) == 0).sum(axis=0) < 2
+    d0, d1, limit = data[0].ravel()[pix], data[1].ravel()[pix], thresh.ravel()[pix]
+    own_clean = ((d0 < limit) & (d1 < limit) & (d0 > 0) & (d1 > 0)
+                 & (before[0].ravel()[pix] == 0) & (before[1].ravel()[pix] == 0))
+    restore = np.divmod(pix[short & own_clean], groupdq.shape[-1])
+    keep = np.uint8(0xFF ^ flags)
+    groupdq[0][restore] &= keep
+    groupdq[1][restore] &= keep
 
 
 def _zero_bad_zeroframe(plane, thresh, n_pix_grow_sat) -> None:
@@ -233,6 +278,7 @@ def apply(ramp: Ramp, refs: dict, params: dict) -> str:
                    n_pix_grow_sat=int(params.get("n_pix_grow_sat", 1)), frames=frames,
                    bias=bias, zeroframe=zeroframe,
                    keep_two_groups=bool(params.get("keep_two_groups", True)))
-    n_sat = int(np.any(ramp.groupdq & dqflags.SATURATED, axis=(0, 1)).sum())
+    planes = ramp.groupdq.reshape((-1,) + ramp.groupdq.shape[-2:])
+    n_sat = int(np.count_nonzero(np.bitwise_or.reduce(planes, axis=0) & dqflags.SATURATED))
     log.info("%d pixels saturated in at least one group", n_sat)
     return "COMPLETE"
