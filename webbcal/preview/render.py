@@ -193,6 +193,17 @@ def grism_figure(title: str, boxes, data, unit: str, under: str):
     return figure
 
 
+def _robust_ylim(axes, flux) -> None:
+    """y range from the 2-98 percentiles: the noisy ends of an order (where the response
+    is small) would otherwise flatten the spectrum into a line."""
+    finite = flux[np.isfinite(flux)]
+    if finite.size < 10:
+        return
+    low, high = np.percentile(finite, [2, 98])
+    pad = 0.15 * (high - low) or abs(high) * 0.1 or 1.0
+    axes.set_ylim(low - pad, high + pad)
+
+
 def spectra_figure(product):
     """Flux against wavelength with a 1-sigma band, one panel per spectrum (the best few)."""
     spectra = read_spectra(product)
@@ -212,6 +223,7 @@ def spectra_figure(product):
         axes.fill_between(spectrum.wavelength, low, high, step="mid", color="#9cc3e6", linewidth=0)
         axes.step(spectrum.wavelength, spectrum.flux, where="mid", color="#1b4f8a", linewidth=0.8)
         order = "" if spectrum.order is None else f", order {spectrum.order}"
+        _robust_ylim(axes, spectrum.flux)
         axes.set_title(f"source {spectrum.source_id}{order}", fontsize=8)
         axes.tick_params(labelsize=7)
         if index % columns == 0:
