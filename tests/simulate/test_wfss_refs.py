@@ -14,6 +14,7 @@ EXPECTED = {
     "bkg": "WfssBkgModel",
     "wavelengthrange": "WavelengthrangeModel",
     "photom": "NrcWfssPhotomModel",
+    "apcorr": "NrcWfssApcorrModel",
 }
 
 
@@ -31,7 +32,7 @@ def test_references_open_as_the_official_classes_and_validate(written):
     from stdatamodels.jwst import datamodels
 
     kinds = sorted(_reftype(p) for p in written)
-    assert kinds == ["bkg", "bkg", "photom", "specwcs", "specwcs", "wavelengthrange"]
+    assert kinds == ["apcorr", "bkg", "bkg", "photom", "specwcs", "specwcs", "wavelengthrange"]
     for path in written:
         with datamodels.open(str(path)) as model:
             assert type(model).__name__ == EXPECTED[_reftype(path)]
@@ -92,7 +93,7 @@ def test_references_can_go_into_a_cache(tmp_path):
             return reftype
 
     write_wfss_references(StandInCache(), "NRCALONG", ("F444W",), ("GRISMR",))
-    assert sorted(added) == ["bkg", "photom", "specwcs", "wavelengthrange"]
+    assert sorted(added) == ["apcorr", "bkg", "photom", "specwcs", "wavelengthrange"]
 
 
 def test_short_wave_detector_is_refused(tmp_path):
@@ -100,3 +101,32 @@ def test_short_wave_detector_is_refused(tmp_path):
 
     with pytest.raises(WebbcalError, match="long-wave"):
         write_wfss_references(tmp_path, "NRCA1")
+
+
+def test_apcorr_is_the_inverse_light_fraction_of_the_simulated_psf(written):
+    """The box fraction from the analytic cross-dispersion profile equals the fraction of
+    a pixel-integrated simulated PSF inside a box, measured on a fine stamp (< 0.1 %)."""
+    from stdatamodels.jwst.datamodels import NrcWfssApcorrModel
+
+    from webbcal.simulate.psf import add_point_source, psf_for
+
+    path = next(p for p in written if _reftype(p) == "apcorr")
+    with NrcWfssApcorrModel(str(path)) as ref:
+        row = ref.apcorr_table[0]
+        sizes, table = np.asarray(row["size"]), np.asarray(row["apcorr"])
+    assert table.shape == (2, sizes.size) and np.all(table[0] == table[1])
+    psf = psf_for("F444W", 0.063)
+    stamp = np.zeros((801, 801))
+    rng = np.random.default_rng(3)
+    fractions = {h: [] for h in (5, 11, 21)}
+    for _ in range(8):  # trace positions within the central pixel
+        stamp[:] = 0.0
+        dy = rng.uniform(-0.5, 0.5)
+        add_point_source(stamp, psf, 400.0, 400.0 + dy, 1.0)
+        profile = stamp.sum(axis=1) / stamp.sum()
+        centre = int(np.floor(400.0 + dy + 0.5))
+        for h in fractions:
+            fractions[h].append(profile[centre - h // 2: centre - h // 2 + h].sum())
+    for h, measured in fractions.items():
+        expected = 1.0 / table[0][list(sizes).index(h)]
+        assert np.mean(measured) == pytest.approx(expected, rel=2e-3), h

@@ -88,6 +88,48 @@ def photom_rows(model: GrismModel, pixar_sr: float = LW_PIXAR_SR, floor: float =
     return rows
 
 
+# Extraction-box heights (pixels) of the NRC_WFSS APCORR table.
+APCORR_SIZES = np.arange(3, 41)
+
+
+def cross_dispersion_fraction(psf, heights, phases: int = 41) -> np.ndarray:
+    """Fraction of a point source's light inside a box ``heights`` pixels high across the
+    dispersion, averaged over where the trace falls within its central pixel.
+
+    The cross-dispersion profile of the dispersed PSF is the Moffat integrated along the
+    dispersion, proportional to (1 + y^2/alpha^2)^(1/2 - beta); box edges are pixel edges,
+    so no pixel integration is needed.
+    """
+    from scipy.integrate import quad
+
+    def density(u):
+        return (1.0 + u * u) ** (0.5 - psf.beta)
+
+    half_total = quad(density, 0.0, np.inf)[0]
+
+    def cdf(y):  # fraction within [0, |y|] (one side), in units of the whole line
+        return np.sign(y) * quad(density, 0.0, abs(y) / psf.alpha)[0] / (2.0 * half_total)
+
+    offsets = np.linspace(-0.5, 0.5, phases)
+    return np.array([np.mean([cdf(h / 2 + d) + cdf(h / 2 - d) for d in offsets]) for h in heights])
+
+
+def wfss_apcorr_rows(model: GrismModel, pixel_scale: float) -> list[dict]:
+    """NRC_WFSS APCORR row of one filter/grism: 1 / (light inside the box) per box height.
+
+    The simulator's PSF does not change with wavelength within a filter, so the table has
+    the same column at the two ends of the filter's range."""
+    psf = psf_for(PSF_PROXY.get(model.filter, model.filter), pixel_scale)
+    correction = 1.0 / cross_dispersion_fraction(psf, APCORR_SIZES)
+    wave = np.concatenate([order.sensitivity.wavelength for order in model.orders])
+    wavelength = np.array([wave.min(), wave.max()], dtype=np.float32)
+    table = np.tile(correction, (wavelength.size, 1)).astype(np.float32)  # (n_wave, n_size)
+    return [{"filter": model.filter, "pupil": model.pupil, "wavelength": wavelength,
+             "nelem_wl": wavelength.size, "size": APCORR_SIZES.astype(np.uint8),
+             "nelem_size": APCORR_SIZES.size, "apcorr": table,
+             "apcorr_err": np.zeros_like(table)}]
+
+
 def _sky_spectrum(filter_name: str, wavelength):
     """Relative f_nu of the zodiacal + thermal sky across the band (1 at the band centre)."""
     band = LW_FILTERS[filter_name]
@@ -164,8 +206,11 @@ def wavelengthrange_tree(filters) -> dict:
 
 def write_wfss_references(destination, detector: str = "NRCALONG", filters=("F444W",),
                           pupils=("GRISMR", "GRISMC"), *, useafter: str = USEAFTER,
-                          pixar_sr: float = LW_PIXAR_SR, response: np.ndarray | None = None) -> list:
-    """Write SPECWCS, WAVELENGTHRANGE, BKG and NRC_WFSS PHOTOM references.
+                          pixar_sr: float = LW_PIXAR_SR, response: np.ndarray | None = None,
+                          pixel_scale: float = 0.063) -> list:
+    """Write SPECWCS, WAVELENGTHRANGE, BKG, NRC_WFSS PHOTOM and APCORR references.
+
+    The APCORR table is exact for the simulator's PSF at ``pixel_scale`` (arcsec/pixel).
 
     ``response``: the detector's relative pixel response (full frame); the BKG image is in
     count-rate units before flat-fielding, so it carries that pattern (bkg_subtract runs
@@ -217,6 +262,12 @@ def write_wfss_references(destination, detector: str = "NRCALONG", filters=("F44
         path = outdir / f"webbcal_nircam_photom_{detector.lower()}_wfss.fits"
         tables = {"PHOTOM": _photom_table(rows)}
         written.append((write_reference(path, "photom", meta, tables=tables), "photom"))
+        rows = [row for m in models for row in wfss_apcorr_rows(m, pixel_scale)]
+        meta = {**common, "SIZEUNIT": "pixel",
+                "DESCRIP": "simulated NIRCam WFSS aperture corrections (exact for the simulated PSF)"}
+        path = outdir / "webbcal_nircam_apcorr_wfss.fits"
+        written.append((write_reference(path, "apcorr", meta, tables={"APCORR": _apcorr_table(rows)}),
+                        "apcorr"))
         return written
 
     if hasattr(destination, "add"):
@@ -242,6 +293,12 @@ def _photom_table(rows: list[dict]) -> dict:
     for key in ("wavelength", "relresponse", "reluncertainty"):
         table[key] = padded(key)
     return table
+
+
+def _apcorr_table(rows: list[dict]) -> dict:
+    """APCORR rows (all the same shape) -> columns."""
+    return {key: np.array([r[key] for r in rows]) for key in
+            ("filter", "pupil", "wavelength", "nelem_wl", "size", "nelem_size", "apcorr", "apcorr_err")}
 
 
 # ---------------------------------------------------------------------------------------
@@ -680,7 +737,7 @@ def simulate_wfss(outdir, settings, scene, rng, *, seed: int | None = None) -> d
     _write_grism_optics(writer, state, plan, distortion, ap)
     pixar_sr, _ = pixar(plan.detector)
     write_wfss_references(writer.cache, plan.detector, (plan.filter,), plan.pupils,
-                          pixar_sr=pixar_sr, response=state.qe)
+                          pixar_sr=pixar_sr, response=state.qe, pixel_scale=ap.scale)
 
     # one visit, one (slightly wrong) attitude for every exposure
     err = rng_pointing.normal(0.0, prog.POINTING_ERROR_MAS / 1000.0, 2)
