@@ -7,6 +7,10 @@ errors: each rate's SCI is the simulator's true count rate plus Gaussian noise o
 Detector1 ERR (so noise and ERR agree), DQ is cleared, and the header pointing is the
 *true* one (so the WCSs agree to the simulator's precision). ``outliers`` is the aligned
 set with single-pixel outliers injected into the cal images (their positions kept).
+``astrometry_data`` is a denser scene (3000 sources/arcmin², 2 dithers, same detector
+and references as the demo set) through Detector1 and Image2 with the *commanded*
+pointings, with the simulator's absolute reference catalog: enough stars in a SUB640
+field for tweakreg's default minobj / abs_minobj.
 Other test modules import these fixtures from here.
 """
 
@@ -149,3 +153,57 @@ def aligned_outputs(image3_data, tmp_path_factory):
         out = tmp_path_factory.mktemp("image3_aligned_out")
         _CACHE["aligned_outputs"] = run_image3(image3_data.aligned_asn, out, refs_dir=image3_data.root / "refs")
     return _CACHE["aligned_outputs"]
+
+
+@dataclass
+class AstrometryData:
+    root: Path
+    names: list[str]
+    asn: Path
+    refcat: Path
+    refs: Path
+    catalog: Table                            # the scene
+    sources: dict[str, Table]                 # true pixel positions per exposure
+
+    def wcs_errors_mas(self, wcses) -> np.ndarray:
+        """(2, n) errors (RA·cos δ, Dec; mas) of the WCSs at the true pixel positions of every
+        star on each exposure."""
+        errors = []
+        for name, wcs in zip(self.names, wcses):
+            src = self.sources[name]
+            src = src[src["on_detector"] & ~src["is_extended"]]
+            ra, dec = wcs(np.asarray(src["x"]), np.asarray(src["y"]))
+            true = self.catalog[np.searchsorted(self.catalog["id"], src["id"])]
+            errors.append(np.stack([(ra - true["ra"]) * np.cos(np.radians(true["dec"])),
+                                    dec - true["dec"]]) * 3.6e6)
+        return np.hstack(errors)
+
+
+def build_astrometry(root: Path, refs: Path) -> AstrometryData:
+    from webbcal.pipeline.detector1 import run_detector1
+    from webbcal.pipeline.image2 import run_image2
+    from webbcal.simulate.program import settings_for, simulate_program
+
+    # same detector state (seed) and timing as the demo set: its references serve
+    settings = settings_for("demo", ndither=2, source_density=3000.0, write_references=False)
+    summary = simulate_program(root, settings, seed=SEED)
+    names = summary["exposures"]
+    cal_dir = root / "cal"
+    cal_dir.mkdir()
+    for name in names:
+        rate = root / "rate" / f"{name}_rate.fits"
+        run_detector1(root / "uncal" / f"{name}_uncal.fits", rate_path=rate, refs_dir=refs)
+        run_image2(rate, cal_path=cal_dir / f"{name}_cal.fits", refs_dir=refs, save_i2d=False)
+    image3_asn = next(Path(p) for p in summary["associations"] if "image3" in Path(p).name)
+    sources = {n: Table.read(root / "truth" / f"{n}_sources.ecsv", format="ascii.ecsv") for n in names}
+    catalog = Table.read(root / "truth" / "catalog.ecsv", format="ascii.ecsv")
+    return AstrometryData(root, names, _asn_copy(image3_asn, cal_dir), Path(summary["refcat"]), refs,
+                          catalog, sources)
+
+
+@pytest.fixture(scope="session")
+def astrometry_data(image3_data, tmp_path_factory) -> AstrometryData:
+    if "astrometry" not in _CACHE:
+        _CACHE["astrometry"] = build_astrometry(tmp_path_factory.mktemp("image3_astrometry"),
+                                                image3_data.root / "refs")
+    return _CACHE["astrometry"]

@@ -228,3 +228,15 @@ def test_official_assign_wcs_on_our_references_matches_our_wcs(program, filter_n
         ra, dec = ours(x, y)
     assert np.max(np.abs(ra - ra_o)) * 3.6e6 < 1e-3  # micro-arcsec agreement
     assert np.max(np.abs(dec - dec_o)) * 3.6e6 < 1e-3
+
+
+def test_absolute_reference_catalog_is_written(program):
+    out, settings, summary = program
+    refcat = Table.read(summary["refcat"])  # as tweakreg's abs_refcat reads a file
+    assert summary["refcat"] == str(out / "abs_refcat.ecsv")
+    assert {"RA", "DEC"} <= set(refcat.colnames) and str(refcat["RA"].unit) == "deg"
+    truth = Table.read(out / "truth" / "abs_refcat.ecsv")
+    assert list(truth["source_id"]) == list(refcat["source_id"])
+    scene = Table.read(out / "truth" / "catalog.ecsv")
+    stars = scene[~scene["is_extended"]]
+    assert set(refcat["source_id"]) <= set(stars["id"])

@@ -76,3 +76,55 @@ def test_apcorr_rows_are_consistent():
     for r in rows:  # 1/EE, slightly larger for the light the sky annulus removes
         assert 1.0 / r["eefraction"] <= r["apcorr"] < 1.02 / r["eefraction"]
         assert r["skyin"] > radii[-1] and r["skyout"] > r["skyin"]
+
+
+def test_apcorr_model_matches_a_drizzled_star():
+    """The APCORR reference assumes the mosaic PSF is the PSF ⊗ MOSAIC_PIXEL_BOXES pixel
+    boxes; drizzle (square kernel, pixfrac 1, same scale, random phase and rotation) agrees."""
+    from drizzle.resample import Drizzle
+    from photutils.aperture import CircularAperture, aperture_photometry
+
+    from webbcal.simulate.references import MOSAIC_PIXEL_BOXES
+
+    p = psfmod.psf_for("F150W", 0.031)
+    radii = [1.0, 1.5, 2.0, 3.0]
+    rng = np.random.default_rng(12)
+    n = 48
+    yy, xx = np.mgrid[0:n, 0:n].astype(float)
+    sums = []
+    for _ in range(24):
+        image = np.zeros((n, n), np.float32)
+        sx, sy = 23.5 + rng.random(2)
+        psfmod.add_point_source(image, p, sx, sy, 1.0)
+        dx, dy = rng.random(2) - 0.5
+        angle = rng.uniform(0, np.pi)
+        c, s = np.cos(angle), np.sin(angle)
+        pixmap = np.dstack([c * (xx - 24) - s * (yy - 24) + 24 + dx, s * (xx - 24) + c * (yy - 24) + 24 + dy])
+        driz = Drizzle(kernel="square", out_shape=(n, n), fillval=0)
+        driz.add_image(image, exptime=1.0, pixmap=pixmap, pixfrac=1.0)
+        ox, oy = c * (sx - 24) - s * (sy - 24) + 24 + dx, s * (sx - 24) + c * (sy - 24) + 24 + dy
+        phot = aperture_photometry(driz.out_img, [CircularAperture((ox, oy), r) for r in radii])
+        sums.append([phot[f"aperture_sum_{k}"][0] for k in range(len(radii))])
+    model = psfmod.encircled_energy_measured(p, radii, boxes=MOSAIC_PIXEL_BOXES)
+    assert np.allclose(np.mean(sums, axis=0), model, rtol=0.006)
+    two_boxes = psfmod.encircled_energy_measured(p, radii, boxes=2)
+    assert not np.allclose(np.mean(sums, axis=0), two_boxes, rtol=0.02)
+
+
+def test_reference_catalog_holds_bright_stars_with_gaia_like_errors(catalog):
+    from webbcal.simulate import scene
+
+    refcat, truth = scene.reference_catalog(catalog, "F150W", np.random.default_rng(3))
+    flux = np.asarray(catalog["flux_F150W"])
+    bright_stars = ~np.asarray(catalog["is_extended"]) & (-2.5 * np.log10(flux / 3631) <= scene.REFCAT_MAG_LIMIT)
+    assert len(refcat) == bright_stars.sum() > 5
+    assert sorted(refcat["source_id"]) == sorted(np.asarray(catalog["id"])[bright_stars])
+    assert np.all(refcat["mag"] <= scene.REFCAT_MAG_LIMIT)
+    assert {"RA", "DEC", "ra_error", "dec_error", "ref_epoch"} <= set(refcat.colnames)
+    # the recorded errors are the differences from the truth, of the stated size
+    dra = (refcat["RA"] - truth["ra_true"]) * np.cos(np.radians(truth["dec_true"])) * 3.6e6
+    assert np.allclose(dra, truth["error_ra_cosdec_mas"], atol=1e-4)
+    assert np.allclose((refcat["DEC"] - truth["dec_true"]) * 3.6e6, truth["error_dec_mas"], atol=1e-4)
+    assert np.all(refcat["ra_error"] <= scene.REFCAT_ERROR_AT_LIMIT_MAS + 1e-9)
+    normalised = np.concatenate([truth["error_ra_cosdec_mas"], truth["error_dec_mas"]]) / np.tile(truth["sigma_mas"], 2)
+    assert 0.5 < np.std(normalised) < 1.5

@@ -27,6 +27,7 @@ def image3(asn, output_dir, refs_dir, config_file, assignments, skips, runs):
 
     params = stage_params_from_cli("image3", config_file, assignments, skips, runs)
     result = run_image3(asn, output_dir, params=params, refs_dir=refs_dir)
-    for path in [*result.crf, result.i2d]:
-        click.echo(f"wrote {path}")
+    for path in [*result.crf, result.i2d, result.catalog, result.segm]:
+        if path is not None:  # no catalog when source_catalog is skipped
+            click.echo(f"wrote {path}")
     return result

@@ -16,8 +16,9 @@ from scipy import ndimage
 from webbcal.resample.pixmap import pixel_map
 
 
-def blot_image(median: np.ndarray, median_wcs, image_wcs, shape) -> np.ndarray:
-    pixmap = pixel_map(image_wcs, median_wcs, shape)
+def blot_image(median: np.ndarray, median_wcs, image_wcs, shape, stepsize: float = 1.0,
+               order: int = 1) -> np.ndarray:
+    pixmap = pixel_map(image_wcs, median_wcs, shape, stepsize, order)
     x, y = pixmap[..., 0], pixmap[..., 1]
     bad = ~(np.isfinite(x) & np.isfinite(y))
     x = np.where(bad, -1.0, x)

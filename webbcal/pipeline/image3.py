@@ -7,7 +7,10 @@ holds more than one exposure group, the output-size accumulators and the median 
 memory, whatever the number of members.
 
 Products, in ``output_dir``: ``<exp>_<asn_id>_crf.fits`` per member (after
-outlier_detection), ``<product>_i2d.fits``, ``<product>_cat.ecsv``, ``<product>_segm.fits``.
+outlier_detection), ``<product>_i2d.fits`` (with HDRTAB, one row of header keywords per
+input, when ``resample.blendheaders``), ``<product>_cat.ecsv``, ``<product>_segm.fits``
+(both written even when no source is found: empty catalog, all-zero map), and with
+``tweakreg.save_abs_catalog`` ``fit_<refcat>_ref.ecsv``.
 Every product goes first to a temporary file next to its target and all are renamed into
 place only when the whole chain succeeded (``atomic_path``); an error removes them, so a
 failure leaves no partial products.
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from webbcal.errors import WebbcalError
 from webbcal.image3.exposures import Exposure, check_compatible, open_exposure
+from webbcal.image3.hdrtab import header_table
 from webbcal.io.atomic import atomic_path
 from webbcal.io.product import build_hdulist
 from webbcal.pipeline.settings import StepSettings, resolve_stage_settings
@@ -136,6 +140,11 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
             if target not in crf_paths:
                 crf_paths.append(target)
 
+        def save_table(table, filename: str) -> Path:
+            target = output_dir / filename
+            table.write(stack.enter_context(atomic_path(target)), format="ascii.ecsv", overwrite=True)
+            return target
+
         def save_work(exposure: Exposure, image) -> None:
             """An intermediate (e.g. sky-subtracted SCI) that is not a product."""
             from webbcal.io.product import write_product
@@ -152,7 +161,7 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
                 log.info("%-18s skipped", name)
                 continue
             if name == "tweakreg":
-                status = tweakreg.apply(exposures, step.params)
+                status = tweakreg.apply(exposures, step.params, save_table=save_table)
             elif name == "skymatch":
                 status = skymatch.apply(exposures, step.params, save=save_work)
             elif name == "outlier_detection":
@@ -165,13 +174,10 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
             elif name == "source_catalog":
                 refs = catalog_references(i2d.meta, step, refs_dir)
                 table, segm = source_catalog.run(i2d, refs, step.params)
-                status = "COMPLETE" if table is not None else "SKIPPED"
-                if table is not None:
-                    catalog_path = output_dir / f"{members.product}_cat.ecsv"
-                    segm_path = output_dir / f"{members.product}_segm.fits"
-                    table.write(stack.enter_context(atomic_path(catalog_path)), format="ascii.ecsv",
-                                overwrite=True)
-                    writer.write(segm, segm_path)
+                status = "COMPLETE"
+                catalog_path = save_table(table, f"{members.product}_cat.ecsv")
+                segm_path = output_dir / f"{members.product}_segm.fits"
+                writer.write(segm, segm_path)
             else:  # pragma: no cover - a registry step this build does not know
                 raise WebbcalError("image3", f"step {name!r} is not implemented in this build")
             statuses[name] = status
@@ -239,6 +245,8 @@ def mosaic(exposures: list[Exposure], params: dict, statuses: dict, members: Mem
                           input_regions=[e.meta.get("S_REGION") for e in exposures])
     stamp_provenance(product.meta, product.tree, step_params={"resample": dict(params)},
                      references={}, inputs=[e.source.name for e in exposures])
+    if params["blendheaders"]:
+        product.tables["HDRTAB"] = header_table([e.meta for e in exposures])
     return product
 
 

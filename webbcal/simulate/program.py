@@ -5,7 +5,10 @@
     outdir/uncal/jw<ppppp><ooo><vvv>_<gg><s><aa>_<eeeee>_<det>_uncal.fits   Level1bModel
     outdir/refs/            reference cache (manifest.json) — see references.py
     outdir/asn/             image2 association per exposure, one image3 for the dither set
-    outdir/truth/           catalog.ecsv (the scene), per exposure: <exp>_rate.fits (true
+    outdir/abs_refcat.ecsv  astrometric reference catalog of the scene's brighter stars
+                            (Gaia-like errors; ``tweakreg.abs_refcat``), see scene.py
+    outdir/truth/           catalog.ecsv (the scene), abs_refcat.ecsv (its true positions
+                            and drawn errors), per exposure: <exp>_rate.fits (true
                             count rate, DN/s, what Detector1 should measure), <exp>_crs.ecsv
                             (injected cosmic rays), <exp>_sources.ecsv (true pixel positions
                             and count rates), pointing.json (commanded vs true attitude, sky
@@ -58,7 +61,8 @@ OVERHEAD_S = 60.0  # between exposures (slew + reset)
 SOURCE_DENSITY_ARCMIN2 = 500.0
 MAX_PATTERN = 16  # the scene covers a 2 x 8 dither pattern whatever NDITHER is  # sources per arcmin² to the catalog limit
 # Stream purposes for SeedSequence([seed, purpose, index]).
-_SCENE, _EXPOSURE, _POINTING = 11, 12, 13
+_SCENE, _EXPOSURE, _POINTING, _REFCAT = 11, 12, 13, 14
+REFCAT_NAME = "abs_refcat.ecsv"
 # Keywords that stdatamodels reads from the SCI extension header (wcsinfo.schema etc.).
 SCI_HDU_KEYWORDS = ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF", "V3I_YANG", "VPARITY",
                     "PA_V3", "RA_V1", "DEC_V1", "PA_APER", "VA_SCALE", "RADESYS", "XPOSURE", "TELAPSE",
@@ -374,6 +378,9 @@ def simulate_program(outdir, settings: Settings, seed: int = 1) -> dict:
     ra_c, dec_c = v2v3_to_sky(ref_v2, ref_v3, FIELD_CENTRE[0], FIELD_CENTRE[1], ROLL_DEG, ref_v2, ref_v3)
     catalog = scenemod.make_catalog(_rng(seed, _SCENE), float(ra_c), float(dec_c), width, nsources)
     _write_table(catalog, out / "truth" / "catalog.ecsv")
+    refcat, refcat_truth = scenemod.reference_catalog(catalog, settings.filter, _rng(seed, _REFCAT))
+    _write_table(refcat, out / REFCAT_NAME)
+    _write_table(refcat_truth, out / "truth" / REFCAT_NAME)
     log.info("scene: %d sources in %.0f\" x %.0f\"", len(catalog), width, width)
 
     state = make_detector_state(settings.detector, seed)
@@ -443,7 +450,8 @@ def simulate_program(outdir, settings: Settings, seed: int = 1) -> dict:
     elapsed = time.perf_counter() - t_start
     log.info("program simulated in %.1f s: %d exposures", elapsed, len(exposures))
     return {"exposures": exposures, "associations": [str(p) for p in asns],
-            "references": [str(p) for p in written], "seconds": elapsed}
+            "references": [str(p) for p in written], "refcat": str(out / REFCAT_NAME),
+            "seconds": elapsed}
 
 
 def _write_table(table: Table, path: Path) -> None:

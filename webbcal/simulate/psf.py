@@ -154,7 +154,8 @@ def encircled_energy_measured(psf: MoffatPSF, radii, boxes: int = 2, os: int = 9
     """EE(r) as circular-aperture photometry measures it on a pixelated image.
 
     The image is the PSF convolved with ``boxes`` unit pixel boxes (1: a detector image,
-    2: a resampled image at the same scale with pixfrac 1), *sampled* at pixel centres;
+    3: a drizzled mosaic at the same scale with pixfrac 1, see
+    ``references.MOSAIC_PIXEL_BOXES``), *sampled* at pixel centres;
     photutils ``exact`` apertures then treat each pixel as uniform. The result is averaged
     over ``phases``² sub-pixel source positions. This is what APCORR must invert.
     ``os`` must be odd (a centred box kernel) and a multiple of ``phases``.

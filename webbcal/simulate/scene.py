@@ -124,3 +124,47 @@ def flux_column(filter_name: str) -> str:
     if filter_name.upper() not in FILTERS:
         raise WebbcalError("filter", f"the scene has fluxes for {', '.join(FILTERS)}, not {filter_name!r}")
     return f"flux_{filter_name.upper()}"
+
+
+# --- the absolute astrometric reference catalog --------------------------------------------
+
+# Gaia-like in content and format, deeper than Gaia (G ≈ 21), as a catalog from an earlier
+# HST/JWST epoch tied to Gaia would be: a NIRCam SW detector holds only ~1 Gaia star per
+# arcmin² at high latitude, too few for tweakreg's abs_minobj = 15.
+REFCAT_MAG_LIMIT = 25.5          # AB in the simulated filter
+REFCAT_ERROR_AT_LIMIT_MAS = 3.0  # per axis; ∝ 1/sqrt(flux) brighter, as for Gaia
+REFCAT_ERROR_FLOOR_MAS = 0.2
+REFCAT_EPOCH = 2016.0
+
+
+def reference_catalog(catalog: Table, filter_name: str, rng) -> tuple[Table, Table]:
+    """(refcat, truth) of the stars brighter than ``REFCAT_MAG_LIMIT`` in ``filter_name``.
+
+    refcat: ``source_id``, ``RA``, ``DEC`` (deg, ICRS; true positions plus a Gaussian error
+    per axis), ``ra_error``/``dec_error`` (mas, the error's sigma), ``mag`` (AB) and
+    ``ref_epoch``; no proper motions (the simulated stars do not move), so it is valid at
+    any epoch. ``tweakreg.abs_refcat`` reads it as it is. truth: the same rows with the
+    true positions and the errors actually drawn (mas, along RA·cos δ and Dec).
+    """
+    flux = np.asarray(catalog[flux_column(filter_name)], float)
+    with np.errstate(divide="ignore"):
+        mag = np.where(flux > 0, -2.5 * np.log10(flux / 3631.0), np.inf)
+    keep = ~np.asarray(catalog["is_extended"], bool) & (mag <= REFCAT_MAG_LIMIT)
+    ra_true = np.asarray(catalog["ra"], float)[keep]
+    dec_true = np.asarray(catalog["dec"], float)[keep]
+    mag = mag[keep]
+    sigma = np.maximum(REFCAT_ERROR_AT_LIMIT_MAS * 10 ** (0.2 * (mag - REFCAT_MAG_LIMIT)),
+                       REFCAT_ERROR_FLOOR_MAS)
+    err = rng.normal(0.0, 1.0, (2, keep.sum())) * sigma  # mas
+    ra = (ra_true + err[0] / 3.6e6 / np.cos(np.deg2rad(dec_true))) % 360.0
+    dec = dec_true + err[1] / 3.6e6
+    ids = np.asarray(catalog["id"])[keep]
+    refcat = Table({"source_id": ids, "RA": ra, "DEC": dec, "ra_error": sigma, "dec_error": sigma,
+                    "mag": mag, "ref_epoch": np.full(ids.size, REFCAT_EPOCH)},
+                   units={"RA": "deg", "DEC": "deg", "ra_error": "mas", "dec_error": "mas", "mag": "mag"})
+    refcat.meta["comment"] = (f"webbcal simulated astrometric reference catalog: stars to AB "
+                              f"{REFCAT_MAG_LIMIT} in {filter_name}, Gaia-like errors, no proper motion")
+    truth = Table({"source_id": ids, "ra_true": ra_true, "dec_true": dec_true,
+                   "error_ra_cosdec_mas": err[0], "error_dec_mas": err[1], "sigma_mas": sigma},
+                  units={"ra_true": "deg", "dec_true": "deg"})
+    return refcat, truth

@@ -9,6 +9,11 @@ The updated exposures are the ``*_crf.fits`` products (``save``).
 
 Memory: one group's single drizzle (two output-size arrays) or one exposure plus the
 median, never all exposures.
+
+Defaults that differ from the official code: ``pixmap_stepsize = 10``, ``pixmap_order = 3``
+(official 1 and 1: every pixel through the WCS). The pixel map of a NIRCam full frame then
+costs 0.4 s instead of 7 s, and it is needed twice per exposure (single drizzle, blot);
+the cubic spline through the sparse map differs from the exact one by < 1e-8 pixel.
 """
 
 from __future__ import annotations
@@ -49,8 +54,10 @@ SPEC = StepSpec(
         Param("good_bits", str, "~DO_NOT_USE", "DQ bits of good pixels."),
         Param("save_intermediate_results", bool, False, "Keep the median image (not implemented)."),
         Param("in_memory", bool, True, "Ignored: webbcal always streams the exposures."),
-        Param("pixmap_stepsize", float, 1.0, "Pixel-map step; > 1 interpolates a sparse map."),
-        Param("pixmap_order", int, 1, "Spline order of the pixel-map interpolation.", minimum=1),
+        Param("pixmap_stepsize", float, 10.0, "Pixel-map step; > 1 interpolates a sparse map "
+              "(official default 1, see module doc)."),
+        Param("pixmap_order", int, 3, "Spline order of the pixel-map interpolation (official default 1).",
+              minimum=1),
     ),
     doc="Flag cosmic rays and other outliers against the median of all exposures (*_crf.fits).",
 )
@@ -69,12 +76,18 @@ def parse_pair(text, name: str) -> tuple[float, float]:
     return values
 
 
+# Weights in the clipped mean of ``weight_threshold``: an evenly spread sample of at most
+# this many (0.7 s → 0.09 s on a full frame; the threshold moves by < 1e-4 of itself).
+WEIGHT_SAMPLE = 500_000
+
+
 def weight_threshold(wht: np.ndarray, maskpt: float) -> float:
     """``maskpt`` × the 3σ-clipped mean of the finite, non-zero weights."""
     good = wht[np.isfinite(wht) & (wht != 0)]
     if good.size == 0:
         return np.inf
-    return float(maskpt * np.mean(sigma_clip(good, sigma=3, maxiters=5, masked=False)))
+    stride = int(np.ceil(good.size / WEIGHT_SAMPLE)) | 1
+    return float(maskpt * np.mean(sigma_clip(good[::stride], sigma=3, maxiters=5, masked=False)))
 
 
 def single_drizzle(exposures: list[Exposure], members: list[int], grid, params: dict) -> np.ndarray:
@@ -96,7 +109,7 @@ def median_of_groups(exposures: list[Exposure], grid, params: dict, scratch: Pat
     paths = []
     for g, (gid, members) in enumerate(groups(exposures).items()):
         data = single_drizzle(exposures, members, grid, params)
-        paths.append(store_single(scratch / f"single_{g:04d}.npy", data))
+        paths.append(store_single(scratch / f"single_{g:04d}.f32", data))
         del data
         log.info("single drizzle of group %s done", gid)
     median = sectioned_median(paths, grid.shape)
@@ -107,7 +120,8 @@ def median_of_groups(exposures: list[Exposure], grid, params: dict, scratch: Pat
 
 def flag_exposure(image, median, grid, params: dict) -> int:
     """Flag ``image`` (in place) against the median; returns the number of new outliers."""
-    blot = blot_image(median, grid.wcs, image.wcs, image.shape)
+    blot = blot_image(median, grid.wcs, image.wcs, image.shape, params["pixmap_stepsize"],
+                      params["pixmap_order"])
     level = image.meta.get("BKGLEVEL")
     if level is not None and not bool(image.meta.get("BKGSUB", False)):
         backg = float(level)  # the sky skymatch recorded but did not subtract

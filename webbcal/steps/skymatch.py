@@ -52,7 +52,16 @@ SPEC = StepSpec(
 )
 
 
+# Pixels per sky statistic. A full-frame overlap holds ~4M pixels and "match" measures
+# N(N−1) overlaps, so each statistic sees an evenly spread sample of at most this many
+# (odd stride, so the sample walks across columns): ~15× faster on a full frame, and the
+# mode of the sample is within 0.05% of the sky of the mode of all pixels (3 NRCA1 frames).
+SAMPLE_PIXELS = 500_000
+
+
 def _stat(values, params):
+    stride = int(np.ceil(values.size / SAMPLE_PIXELS)) | 1
+    values = values[::stride] if stride > 1 else values
     return sky_statistic(values, params["skystat"], lower=params["lower"], upper=params["upper"],
                          nclip=params["nclip"], lsigma=params["lsigma"], usigma=params["usigma"],
                          binwidth=params["binwidth"])

@@ -5,6 +5,11 @@ algorithm is ``webbcal.image3.catalog`` (photutils). References: APCORR (apertur
 and corrections matching the PSF) and ABVEGAOFFSET (AB − Vega per filter); without them
 the official fallbacks apply (radii 1, 2, 3 px, no correction; no Vega offset).
 
+Differences from the official step: positions are windowed centroids (see
+``webbcal.image3.catalog.centroids``); a mosaic without sources gets an empty catalog with
+the full column set and an all-zero segmentation map (the official writes neither), so
+the workflow's promised products always exist.
+
 Default that differs from the official code: ``npixels = 5`` (official 25). With the
 official kernel (FWHM 2 px) a point source at S/N 20–50 covers fewer than 25 connected
 pixels above 3σ of the NIRCam SW background, so the official default finds only 19% of
@@ -68,8 +73,9 @@ def abvega_for(reference, filter_name: str, pupil: str) -> float:
 
 
 def run(i2d, refs: dict, params: dict):
-    """(catalog QTable, segmentation Product) of an i2d Product; (None, None) if nothing found."""
-    from webbcal.image3.catalog import aperture_params, make_catalog
+    """(catalog QTable, segmentation Product) of an i2d Product; with no source found, an
+    empty catalog (every column and unit) and an all-zero map, and a warning."""
+    from webbcal.image3.catalog import aperture_params, empty_catalog, make_catalog
     from webbcal.io.product import Product
 
     if params["aperture_ee1"] >= params["aperture_ee2"] or params["aperture_ee2"] >= params["aperture_ee3"]:
@@ -92,8 +98,12 @@ def run(i2d, refs: dict, params: dict):
                                np.asarray(i2d.arrays["WHT"]), pixar_sr=float(meta["PIXAR_SR"]), wcs=wcs,
                                params=params, aper=aper, abvega_offset=offset)
     if table is None:
-        log.warning("source_catalog: no source detected; no catalog written")
-        return None, None
+        # The workflow rule promises cat.ecsv and segm.fits: write them empty rather than
+        # none (the official writes neither and its step returns None).
+        log.warning("source_catalog: no source detected; the catalog is empty and the "
+                    "segmentation map all zero")
+        table = empty_catalog(aper.ees)
+        segm = np.zeros(np.shape(i2d.arrays["SCI"]), np.uint32)
     table.meta["aperture_params"] = {"aperture_ee": list(aper.ees), "aperture_radii": list(aper.radii),
                                      "aperture_corrections": list(aper.corrections),
                                      "bkg_aperture_inner_radius": aper.bkg_inner,
