@@ -13,6 +13,7 @@ the unambiguous lookup.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from types import ModuleType
 
@@ -74,9 +75,28 @@ def spec(name: str) -> StepSpec:
     return step_module(name).SPEC
 
 
+# Where a stage runs a shared step with other defaults than the step's own (each says why
+# in its help, and config/ shows it).
+STAGE_DEFAULTS: dict[tuple[str, str], dict[str, tuple[object, str]]] = {
+    # a mosaic resamples every exposure: a pixel map evaluated every 10 pixels and
+    # interpolated by cubic splines is within 1e-8 px of the exact one and saves ~1.4 s per
+    # full-frame exposure (Image2 keeps the official exact map: its i2d equals the official)
+    ("image3", "resample"): {
+        "pixmap_stepsize": (10.0, "Image3 default 10 (official 1): within 1e-8 px, ~1.4 s less per exposure."),
+        "pixmap_order": (3, "Image3 default 3 (official 1): cubic interpolation of the sparse map."),
+    },
+}
+
+
 def stage_spec(stage: str, name: str) -> StepSpec:
-    """The spec of step ``name`` as it runs in ``stage``."""
-    return spec(qualified(stage, name))
+    """The spec of step ``name`` as it runs in ``stage`` (with that stage's defaults)."""
+    base = spec(qualified(stage, name))
+    changes = STAGE_DEFAULTS.get((stage, name))
+    if not changes:
+        return base
+    params = tuple(dataclasses.replace(p, default=changes[p.name][0], help=f"{p.help} {changes[p.name][1]}")
+                   if p.name in changes else p for p in base.params)
+    return dataclasses.replace(base, params=params)
 
 
 def all_specs() -> dict[str, dict[str, StepSpec]]:
