@@ -1,5 +1,5 @@
 # Stage 3 imaging: each image3 association's cal files to one mosaic (i2d), its source
-# catalog and segmentation map (plus one crf per member, written beside them). The
+# catalog and segmentation map, and a {mosaic}_crf/ directory with one crf per member. The
 # inputs are the association's members, so the DAG runs uncal -> rate -> cal -> mosaic.
 
 
@@ -30,6 +30,7 @@ rule image3:
         i2d=product("{mosaic}_i2d.fits"),
         cat=product("{mosaic}_cat.ecsv"),
         segm=product("{mosaic}_segm.fits"),
+        crf=directory(product("{mosaic}_crf")),
     params:
         steps=image3_step_params(),
         refs_dir=references_dir(),

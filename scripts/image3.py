@@ -28,18 +28,22 @@ from webbcal.commands.rule_script import json_object, run_rule_script  # noqa: E
 @click.option("--params", default="{}", callback=json_object,
               help="JSON {step: {param: value, skip, override_<reftype>}}; missing ones take defaults.")
 @click.option("--refs", "refs_dir", default="", help="Reference cache [default: $WEBBCAL_REFS].")
-def main(asn, output_dir, members_dir, params, refs_dir):
+@click.option("--crf-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of the crf files [default: --output-dir].")
+def main(asn, output_dir, members_dir, params, refs_dir, crf_dir):
     """Combine the cal files of ASN into a mosaic and its source catalog (Stage 3, Image3)."""
     from webbcal.pipeline.image3 import run_image3
 
-    run_image3(asn, output_dir, params=params, refs_dir=refs_dir or None, members_dir=members_dir)
+    run_image3(asn, output_dir, params=params, refs_dir=refs_dir or None, members_dir=members_dir,
+               crf_dir=crf_dir)
 
 
 def arguments_from_rule(job) -> list[str]:
     """The command line equivalent to a Snakemake job of rule image3."""
     output_dir = str(Path(job.output.i2d).parent)
     return [job.input.asn, "--output-dir", output_dir, "--members-dir", output_dir,
-            "--params", json.dumps(job.params.steps), "--refs", job.params.refs_dir]
+            "--params", json.dumps(job.params.steps), "--refs", job.params.refs_dir,
+            "--crf-dir", job.output.crf]
 
 
 if __name__ == "__main__":

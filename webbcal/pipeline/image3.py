@@ -111,10 +111,12 @@ class ProductWriter:
 
 
 def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=None,
-               members_dir=None) -> Image3Result:
+               members_dir=None, crf_dir=None) -> Image3Result:
     """Run Image3 on an image3 association; products go to ``output_dir`` (default: the asn's).
 
-    Members are read next to the association, or from ``members_dir`` when given.
+    Members are read next to the association, or from ``members_dir`` when given. The crf
+    files go to ``crf_dir`` when given (created even when outlier_detection is skipped, so
+    a workflow can declare it as the job's output), else beside the mosaic.
     """
     asn_path = Path(asn_path)
     settings = resolve_settings(params)
@@ -123,6 +125,8 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
     members = load_members(asn_path, members_dir)
     output_dir = Path(output_dir) if output_dir else asn_path.parent
     output_dir.mkdir(parents=True, exist_ok=True)
+    crf_dir = Path(crf_dir) if crf_dir else output_dir
+    crf_dir.mkdir(parents=True, exist_ok=True)
     exposures = members.exposures
     statuses, seconds, crf_paths = {}, {}, []
     catalog_path = segm_path = i2d = None
@@ -133,7 +137,7 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
                                                                        dir=output_dir)))
 
         def save_crf(exposure: Exposure, image) -> None:
-            target = output_dir / f"{exposure.name}_{members.asn_id}_crf.fits"
+            target = crf_dir / f"{exposure.name}_{members.asn_id}_crf.fits"
             image.meta["FILENAME"] = target.name
             tmp = writer.write(image.to_product("ImageModel"), target)
             exposure.path = tmp  # later steps read the updated arrays
