@@ -309,6 +309,19 @@ def image3_step_params():
     return webbcal_config.stage_params(config, "image3")
 
 
+def image3_mosaic_params():
+    """The mosaic job's parameters: every image3 step but source_catalog (its own job)."""
+    return {**image3_step_params(), "source_catalog": {"skip": True}}
+
+
+def source_catalog_params():
+    return {"source_catalog": image3_step_params()["source_catalog"]}
+
+
+def makes_catalogs():
+    return not image3_step_params()["source_catalog"].get("skip", False)
+
+
 def image3_mem_mb(wildcards, input, attempt):
     """Measured 686 MB peak for 4 full-frame members, nearly flat in their number."""
     return int(1500 * attempt)
@@ -413,8 +426,8 @@ def all_rate_files(wildcards):
 
 def all_mosaic_files(wildcards):
     """i2d, catalog and segmentation map of every image3 association."""
-    return [product(f"{name}_{suffix}") for name in image3_associations()
-            for suffix in ("i2d.fits", "cat.ecsv", "segm.fits")]
+    suffixes = ("i2d.fits", "cat.ecsv", "segm.fits") if makes_catalogs() else ("i2d.fits",)
+    return [product(f"{name}_{suffix}") for name in image3_associations() for suffix in suffixes]
 
 
 def all_cal_files(wildcards):

@@ -1,5 +1,6 @@
-# Stage 3 imaging: each image3 association's cal files to one mosaic (i2d), its source
-# catalog and segmentation map, and a {mosaic}_crf/ directory with one crf per member. The
+# Stage 3 imaging: each image3 association's cal files to one mosaic (i2d) and a
+# {mosaic}_crf/ directory with one crf per member; then the mosaic to its source catalog
+# and segmentation map (rule source_catalog). The
 # inputs are the association's members, so the DAG runs uncal -> rate -> cal -> mosaic.
 
 
@@ -28,11 +29,9 @@ rule image3:
         cal=image3_member_cals,
     output:
         i2d=product("{mosaic}_i2d.fits"),
-        cat=product("{mosaic}_cat.ecsv"),
-        segm=product("{mosaic}_segm.fits"),
         crf=directory(product("{mosaic}_crf")),
     params:
-        steps=image3_step_params(),
+        steps=image3_mosaic_params(),
         refs_dir=references_dir(),
     log:
         log_file("image3/{mosaic}.log"),
@@ -44,3 +43,25 @@ rule image3:
         runtime=60,
     script:
         "../scripts/image3.py"
+
+
+rule source_catalog:
+    # Its own job: a source_catalog parameter reruns the catalog (and its readers) only.
+    input:
+        i2d=product("{mosaic}_i2d.fits"),
+    output:
+        cat=product("{mosaic}_cat.ecsv"),
+        segm=product("{mosaic}_segm.fits"),
+    params:
+        steps=source_catalog_params(),
+        refs_dir=references_dir(),
+    log:
+        log_file("source_catalog/{mosaic}.log"),
+    conda:
+        "../envs/webbcal.yaml"
+    threads: 1
+    resources:
+        mem_mb=image3_mem_mb,
+        runtime=20,
+    script:
+        "../scripts/source_catalog.py"

@@ -84,8 +84,8 @@ def test_touching_one_uncal_reruns_its_chain_and_its_mosaic_only(finished_run):
     uncal = finished_run / "results" / "simulation" / "uncal" / f"{first}_uncal.fits"
     with touched(uncal):
         result = snakemake(finished_run, "-n", "--cores", "2", "--configfile", str(TEST_CONFIG), stub=False)
-    assert jobs_of(result.stdout) == {"detector1": 1, "image2": 1, "image3": 1, "preview_rate": 1,
-                                      "preview_cal": 1, "preview_mosaic": 1, "all": 1}
+    assert jobs_of(result.stdout) == {"detector1": 1, "image2": 1, "image3": 1, "source_catalog": 1,
+                                      "preview_rate": 1, "preview_cal": 1, "preview_mosaic": 1, "all": 1}
     assert f"wildcards: exposure={first}" in result.stdout
     for other in exposures_of(finished_run)[1:]:
         assert f"exposure={other}" not in result.stdout
@@ -94,8 +94,8 @@ def test_touching_one_uncal_reruns_its_chain_and_its_mosaic_only(finished_run):
 
 def test_a_source_catalog_parameter_reruns_only_what_makes_and_reads_catalogs(finished_run):
     changed = with_changes(finished_run, image3={"steps": {"source_catalog": {"snr_threshold": 5.0}}})
-    # The catalog is written by the image3 job (the mosaic's), the run page lists parameters.
-    assert dry_run(finished_run, "--configfile", changed) == {"image3": 1, "preview_mosaic": 1,
+    # The catalog is its own job (the mosaic stays); the run page lists parameters.
+    assert dry_run(finished_run, "--configfile", changed) == {"source_catalog": 1, "preview_mosaic": 1,
                                                                "run_info": 1, "all": 1}
 
 
@@ -103,7 +103,7 @@ def test_a_ramp_fit_parameter_reruns_detector1_and_everything_after_it(finished_
     n = len(exposures_of(finished_run))
     changed = with_changes(finished_run, detector1={"steps": {"ramp_fit": {"suppress_one_group": False}}})
     assert dry_run(finished_run, "--configfile", changed) == {
-        "detector1": n, "image2": n, "image3": 1, "preview_rate": n, "preview_cal": n,
+        "detector1": n, "image2": n, "image3": 1, "source_catalog": 1, "preview_rate": n, "preview_cal": n,
         "preview_mosaic": 1, "run_info": 1, "all": 1}
 
 
@@ -114,7 +114,7 @@ def test_replacing_the_flat_reruns_image2_and_later_only(finished_run):
     n = len(exposures_of(finished_run))
     with touched(flats[0]):
         jobs = dry_run(finished_run, "--configfile", str(TEST_CONFIG))
-    assert jobs == {"image2": n, "image3": 1, "preview_cal": n, "preview_mosaic": 1, "all": 1}
+    assert jobs == {"image2": n, "image3": 1, "source_catalog": 1, "preview_cal": n, "preview_mosaic": 1, "all": 1}
 
 
 # ------------------------------------------------------------------ report

@@ -196,6 +196,34 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
                         statuses=statuses, seconds=seconds, skies=skies)
 
 
+def run_source_catalog(i2d_path, *, cat_path=None, segm_path=None, params: dict | None = None,
+                       refs_dir=None) -> tuple[Path, Path]:
+    """source_catalog alone on a mosaic: ``<product>_cat.ecsv`` and ``_segm.fits`` beside it
+    (or at the given paths), both written only when both are made.
+
+    The workflow runs the catalog as its own job, so a source_catalog parameter change
+    redoes the catalog (and what reads it), not the mosaic. ``params`` as for run_image3
+    (only its ``source_catalog`` entry is used).
+    """
+    from webbcal.io.product import read_product
+
+    i2d_path = Path(i2d_path)
+    step = resolve_settings(params)["source_catalog"]
+    if step.skip:
+        raise WebbcalError("image3.source_catalog", "source_catalog is skipped: there would be no catalog")
+    root = i2d_path.name.removesuffix(".fits").removesuffix("_i2d")
+    cat_path = Path(cat_path) if cat_path else i2d_path.with_name(f"{root}_cat.ecsv")
+    segm_path = Path(segm_path) if segm_path else i2d_path.with_name(f"{root}_segm.fits")
+    start = time.perf_counter()
+    i2d = read_product(i2d_path, expect=("ImageModel",))
+    table, segm = source_catalog.run(i2d, catalog_references(i2d.meta, step, refs_dir), step.params)
+    with contextlib.ExitStack() as stack:
+        ProductWriter(stack).write(segm, segm_path)
+        table.write(stack.enter_context(atomic_path(cat_path)), format="ascii.ecsv", overwrite=True)
+    log.info("source_catalog %s: %d sources in %.1f s", i2d_path.name, len(table), time.perf_counter() - start)
+    return cat_path, segm_path
+
+
 def catalog_references(meta, step: StepSettings, refs_dir) -> dict:
     """APCORR and ABVEGAOFFSET for the mosaic; each optional (official fallbacks without)."""
     from webbcal.errors import ReferenceNotFound
