@@ -156,20 +156,39 @@ def detector1_mem_mb(wildcards, input, attempt):
     """Peak memory grows with the raw exposure: measured 230 MB for SUB640 x 6 groups
     (a 4.9 MB uncal) and 1.2 GB for full frame x 10 groups (84 MB); that line with 50 %
     margin, doubled on each retry."""
-    uncal = Path(input.uncal)
-    size_mb = uncal.stat().st_size / 1e6 if uncal.exists() else 0.0
+    # a calibrated ramp (float32 SCI plus GROUPDQ) is ~2.5x its uint16 uncal
+    raw, scale = (input.uncal, 1.0) if "uncal" in input.keys() else (input.ramp, 1 / 2.5)
+    size_mb = scale * Path(raw).stat().st_size / 1e6 if Path(raw).exists() else 0.0
     return int((500 + 18 * size_mb) * attempt)
 
 
-def detector1_outputs():
-    """rate and rateints, plus the calibrated ramp when the config keeps it."""
-    outputs = {
-        "rate": product("{exposure}_rate.fits"),
-        "rateints": product("{exposure}_rateints.fits"),
-    }
-    if config["detector1"]["save_calibrated_ramp"]:
-        outputs["ramp"] = product("{exposure}_ramp.fits")
-    return outputs
+def keeps_calibrated_ramp():
+    return bool(config["detector1"]["save_calibrated_ramp"])
+
+
+# Where a kept calibrated ramp splits Detector1: the steps from jump on are fitted from it.
+DETECTOR1_FIT_STEPS = ("jump", "persistence", "ramp_fit", "gain_scale")
+
+
+def detector1_ramp_params():
+    """The ramp job: every step before jump (jump onward skipped, redone from the ramp)."""
+    steps = detector1_step_params()
+    return {**{k: v for k, v in steps.items() if k not in DETECTOR1_FIT_STEPS},
+            **{k: {"skip": True} for k in DETECTOR1_FIT_STEPS}}
+
+
+def detector1_fit_params():
+    """The fit job: jump, persistence, ramp_fit and gain_scale, from the calibrated ramp."""
+    return {k: v for k, v in detector1_step_params().items() if k in DETECTOR1_FIT_STEPS}
+
+
+def detector1_ramp_references(wildcards):
+    return webbcal_config.planned_references(uncal_file(wildcards), references_dir(), detector1_ramp_params())
+
+
+def detector1_fit_references(wildcards):
+    fit = {k: v for k, v in detector1_step_params().items() if k in DETECTOR1_FIT_STEPS}
+    return webbcal_config.planned_references(uncal_file(wildcards), references_dir(), fit)
 
 
 def image2_step_params():

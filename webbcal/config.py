@@ -79,7 +79,8 @@ REPORT_PARAMS: tuple[Param, ...] = (
 STAGE_PARAMS: dict[str, tuple[Param, ...]] = {
     "detector1": (
         Param("save_calibrated_ramp", bool, False,
-              "Also keep the calibrated ramp (the input of ramp_fit) as <exposure>_ramp.fits."),
+              "Keep the calibrated ramp (before jump) as <exposure>_ramp.fits; jump and ramp_fit "
+              "changes then refit from it."),
     ),
 }
 

@@ -1,4 +1,5 @@
-"""Detector1 restarted from a calibrated ramp: only ramp_fit and gain_scale run again."""
+"""Detector1 restarted from a calibrated ramp: jump (flags cleared), ramp_fit and gain_scale
+run again; the detector corrections do not."""
 
 from __future__ import annotations
 
@@ -58,10 +59,10 @@ def test_saved_ramp_is_recognised_and_the_uncal_is_not(first_run):
 def test_restart_reproduces_the_rates_and_keeps_the_step_record(first_run, tmp_path):
     tiny, paths, first = first_run
     rate, rateints = tmp_path / "again_rate.fits", tmp_path / "again_rateints.fits"
-    # a different jump threshold must not matter: jump does not run again
+    # the same parameters: jump finds the same jumps again, the rates are bit-identical
     again = run_detector1(paths["ramp"], rate_path=rate, rateints_path=rateints,
-                          params=_params(tiny.refs, jump={"rejection_threshold": 3.0}))
-    assert set(again.statuses) == {"ramp_fit", "gain_scale"}
+                          params=_params(tiny.refs))
+    assert set(again.statuses) == {"jump", "persistence", "ramp_fit", "gain_scale"}
     for new, old in ((rate, paths["rate"]), (rateints, paths["rateints"])):
         for ext in SLOPE_EXTENSIONS:
             np.testing.assert_array_equal(fits.getdata(new, ext), fits.getdata(old, ext), ext)
@@ -85,3 +86,17 @@ def test_restart_applies_new_ramp_fit_parameters(first_run, tmp_path):
     changed = (fits.getdata(rate, "VAR_POISSON")[usable]
                != fits.getdata(paths["rate"], "VAR_POISSON")[usable])
     assert changed.mean() > 0.9
+
+
+def test_restart_applies_new_jump_parameters(first_run, tmp_path):
+    """A lower threshold flags more, and what the first jump flagged is found afresh (its
+    flags were cleared, not kept): a higher one flags fewer."""
+    tiny, paths, _ = first_run
+    jumps = {}
+    for threshold in (3.0, 100.0):
+        rateints = tmp_path / f"t{threshold:g}_rateints.fits"
+        run_detector1(paths["ramp"], rateints_path=rateints,
+                      params=_params(tiny.refs, jump={"rejection_threshold": threshold}))
+        jumps[threshold] = int(((fits.getdata(rateints, "DQ") & 4) != 0).sum())
+    first = int(((fits.getdata(paths["rateints"], "DQ") & 4) != 0).sum())
+    assert jumps[3.0] > first > jumps[100.0]

@@ -117,6 +117,20 @@ def test_replacing_the_flat_reruns_image2_and_later_only(finished_run):
     assert jobs == {"image2": n, "image3": 1, "source_catalog": 1, "preview_cal": n, "preview_mosaic": 1, "all": 1}
 
 
+def test_with_the_calibrated_ramp_kept_jump_and_ramp_fit_changes_refit_from_it(tmp_path):
+    """save_calibrated_ramp: the ramp job (detector corrections) and the fit job (jump on);
+    a jump or ramp_fit change reruns the fit and what follows, not the ramp job."""
+    config = with_changes(tmp_path, detector1={"save_calibrated_ramp": True})
+    result = snakemake(tmp_path, "--cores", "2", "--configfile", config, stub=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    n = len(exposures_of(tmp_path))
+    assert len(list((tmp_path / "results").glob("*_ramp.fits"))) == n
+    for step, change in (("jump", {"rejection_threshold": 5.0}), ("ramp_fit", {"suppress_one_group": False})):
+        changed = with_changes(tmp_path, detector1={"save_calibrated_ramp": True, "steps": {step: change}})
+        jobs = dry_run(tmp_path, "--configfile", changed)
+        assert "detector1_ramp" not in jobs and jobs["detector1"] == n, (step, jobs)
+
+
 # ------------------------------------------------------------------ report
 
 

@@ -86,6 +86,14 @@ def calibrate_ramp(ramp: Ramp, settings: dict[str, StepSettings], refs: Referenc
     modules = registry.stage_steps("detector1")
     if start is not None:
         modules = modules[[m.SPEC.name for m in modules].index(start):]
+        # a restarted jump finds the ramp as the first jump found it: its flags are cleared
+        # (jump sets nothing else); a correction already applied to the data (persistence)
+        # is not applied twice
+        if not settings["jump"].skip and "jump" in [m.SPEC.name for m in modules]:
+            ramp.groupdq &= np.uint8(~dqflags.JUMP_DET & 0xFF)
+        done = [m for m in modules if m.SPEC.name not in ("jump", "ramp_fit", "gain_scale")
+                and str(ramp.meta.get(m.SPEC.status_key, "")).strip().upper() == "COMPLETE"]
+        modules = [m for m in modules if m not in done]
     for index, module in enumerate(modules):
         refs.release(_reftypes_from(modules[index:], settings, only))
         spec = module.SPEC
@@ -166,8 +174,8 @@ def run_detector1(uncal_path, *, rate_path=None, rateints_path=None, ramp_path=N
     ``params`` is ``{step: {param: value, "skip": bool, "override_<reftype>": path}}``;
     missing steps and parameters take their defaults. ``uncal_path`` may also be a
     calibrated ramp (``*_ramp.fits`` saved with ``ramp_path``, or an official RampModel
-    after jump): only ramp_fit and gain_scale then run, e.g. to refit with other ramp_fit
-    parameters without recalibrating the groups.
+    after jump): jump (its flags cleared first), ramp_fit and gain_scale then run, e.g. to
+    redo them with other parameters without recalibrating the groups.
     """
     uncal_path = Path(uncal_path)
     settings = resolve_stage_settings("detector1", params)
@@ -207,8 +215,8 @@ def run_detector1(uncal_path, *, rate_path=None, rateints_path=None, ramp_path=N
     return result
 
 
-# Where a calibrated ramp resumes: the groups are calibrated and their jumps flagged.
-RESTART_STEP = "ramp_fit"
+# Where a calibrated ramp resumes: its groups are calibrated; jump is redone from scratch.
+RESTART_STEP = "jump"
 
 
 def is_calibrated_ramp(model: str, meta) -> bool:
