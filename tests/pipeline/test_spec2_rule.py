@@ -60,11 +60,12 @@ def test_dry_run_chains_the_direct_image_catalog_into_spec2(spec2_data, tmp_path
     grism = spec2_data.grism
     out = tmp_path / "out"
     assert f"{out}/{grism}_rate.fits" in job
-    assert f"{out}/{spec2_data.catalog.name}" in job  # made by the image3 job
+    assert f"{out}/{spec2_data.catalog.name}" in job  # made by the catalog job from the mosaic
     assert f"output: {out}/{grism}_cal.fits, {out}/{grism}_x1d.fits" in job
     assert "webbcal_nircam_bkg_nrcalong_f444w_grismr.fits" in job  # references are inputs
-    image3 = _jobs(result.stdout, "image3")
-    assert any(f"{out}/{spec2_data.catalog.name}" in j for j in image3)
+    catalogs = _jobs(result.stdout, "source_catalog")
+    assert any(f"{out}/{spec2_data.catalog.name}" in j for j in catalogs)
+    assert _jobs(result.stdout, "image3")
     image2 = _jobs(result.stdout, "image2")
     assert image2 and not any(f"{grism}_cal.fits" in j for j in image2)
 
