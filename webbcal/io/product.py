@@ -423,3 +423,22 @@ def _table_hdu(table, spec, path: Path, key: str) -> fits.BinTableHDU:
             if column in names:
                 hdu.header[f"TUNIT{names.index(column) + 1}"] = unit
     return hdu
+
+
+class ProductWriter:
+    """Writes products to temporary files next to their targets, each entered in ``stack``
+    (``atomic_path``): all are renamed into place when the stack closes without error, all
+    removed otherwise, so a stage that fails part-way leaves none of its products."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.pending: dict[Path, Path] = {}
+
+    def write(self, product, target: Path) -> Path:
+        if target in self.pending:  # rewritten (e.g. crf after a later step): reuse its temp file
+            tmp = self.pending[target]
+        else:
+            tmp = self.stack.enter_context(atomic_path(target))
+            self.pending[target] = tmp
+        build_hdulist(product, target).writeto(tmp, overwrite=True, output_verify="silentfix")
+        return tmp

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from webbcal.asn import member_path, read_association
 from webbcal.errors import ReferenceNotFound, WebbcalError
-from webbcal.io.atomic import atomic_path
-from webbcal.io.product import Product, build_hdulist, read_product, write_product
+from webbcal.io.product import Product, ProductWriter, read_product, write_product
 from webbcal.pipeline.detector1 import NOT_APPLICABLE, ReferenceProvider, _cache_configured
 from webbcal.pipeline.settings import StepSettings, resolve_stage_settings
 from webbcal.refs import RefCache
@@ -200,6 +199,7 @@ def run_image2(input_path, *, cal_path=None, i2d_path=None, params: dict | None 
     # stays one product deep); all are renamed into place only after every product succeeded,
     # and an error removes them all (atomic_path), so a failure leaves no output behind.
     with contextlib.ExitStack() as outputs:
+        writer = ProductWriter(outputs)
         for item in items:
             result = calibrate_product(item, settings, cache, save_i2d)
             default_cal, default_i2d = default_outputs(item)
@@ -207,9 +207,7 @@ def run_image2(input_path, *, cal_path=None, i2d_path=None, params: dict | None 
             if result.i2d is not None:
                 targets.append((result.i2d, Path(i2d_path) if i2d_path else default_i2d))
             for product, target in targets:
-                hdulist = build_hdulist(product, target)
-                hdulist.writeto(outputs.enter_context(atomic_path(target)), overwrite=True,
-                                output_verify="silentfix")
+                writer.write(product, target)
                 product.path = target
             if len(items) > 1:  # keep statuses, not arrays, of many products
                 result.image = None

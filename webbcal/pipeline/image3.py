@@ -29,7 +29,7 @@ from webbcal.errors import WebbcalError
 from webbcal.image3.exposures import Exposure, check_compatible, open_exposure
 from webbcal.image3.hdrtab import header_table
 from webbcal.io.atomic import atomic_path
-from webbcal.io.product import build_hdulist
+from webbcal.io.product import ProductWriter
 from webbcal.pipeline.settings import StepSettings, resolve_stage_settings
 from webbcal.steps import outlier_detection, registry, resample, skymatch, source_catalog, tweakreg
 
@@ -91,23 +91,6 @@ def load_members(asn_path: Path, members_dir: Path | None = None) -> Members:
     check_compatible(exposures, asn_path)
     return Members(product=product.name, asn_id=asn.asn_id, asn_pool=asn.asn_pool,
                    asn_table=asn_path.name, exposures=exposures)
-
-
-class ProductWriter:
-    """Writes products to temporary files next to their targets; renamed on success only."""
-
-    def __init__(self, stack: contextlib.ExitStack):
-        self.stack = stack
-        self.pending: dict[Path, Path] = {}
-
-    def write(self, product, target: Path) -> Path:
-        if target in self.pending:  # rewritten (e.g. crf after a later step): reuse its temp file
-            tmp = self.pending[target]
-        else:
-            tmp = self.stack.enter_context(atomic_path(target))
-            self.pending[target] = tmp
-        build_hdulist(product, target).writeto(tmp, overwrite=True, output_verify="silentfix")
-        return tmp
 
 
 def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=None,

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from webbcal.asn import read_association
 from webbcal.errors import ReferenceNotFound, WebbcalError
-from webbcal.io.atomic import atomic_path
-from webbcal.io.product import Product, build_hdulist, read_product, write_product
+from webbcal.io.product import Product, ProductWriter, read_product, write_product
 from webbcal.pipeline.detector1 import NOT_APPLICABLE, ReferenceProvider, _cache_configured
 from webbcal.pipeline.image2 import product_root, step_references
 from webbcal.pipeline.settings import StepSettings, resolve_stage_settings
@@ -292,6 +291,7 @@ def run_spec2(input_path, *, cal_path=None, x1d_path=None, params: dict | None =
     # renamed into place only after every product succeeded (atomic_path in one ExitStack),
     # and an error removes them all, so a failure leaves no cal or x1d behind.
     with contextlib.ExitStack() as outputs:
+        writer = ProductWriter(outputs)
         for item in items:
             result = calibrate_product(item, settings, cache)
             default_cal, default_x1d = default_outputs(item)
@@ -299,9 +299,7 @@ def run_spec2(input_path, *, cal_path=None, x1d_path=None, params: dict | None =
             if result.x1d is not None:
                 targets.append((result.x1d, Path(x1d_path) if x1d_path else default_x1d))
             for product, target in targets:
-                hdulist = build_hdulist(product, target)
-                hdulist.writeto(outputs.enter_context(atomic_path(target)), overwrite=True,
-                                output_verify="silentfix")
+                writer.write(product, target)
                 product.path = target
             if len(items) > 1:  # keep statuses, not arrays, of many products
                 result.slits = result.background_mask = None

@@ -21,8 +21,9 @@ import numpy as np
 
 from webbcal import dqflags
 from webbcal.errors import WebbcalError
-from webbcal.steps.base import Param, StepSpec
+from webbcal.steps.base import StepSpec
 from webbcal.steps.image_model import match_nans_and_flags
+from webbcal.steps import photom as imaging_photom
 from webbcal.steps.photom import MJSR_TO_UJA2, find_row, pixel_areas, time_correction
 
 log = logging.getLogger("webbcal.steps.wfss.photom")
@@ -33,12 +34,7 @@ SPEC = StepSpec(
     status_key="S_PHOTOM",
     reftypes=("photom", "area"),
     optional_reftypes=("area",),
-    params=(
-        Param("inverse", bool, False, "Divide by the conversion instead (undo the step)."),
-        Param("source_type", str, None, "Process as this source type (POINT/EXTENDED); null: from data.",
-              nullable=True),
-        Param("apply_time_correction", bool, True, "Apply the time-dependent throughput correction."),
-    ),
+    params=imaging_photom.SPEC.params,  # the official step: one parameter set for every mode
     doc="Convert each WFSS slit from DN/s to MJy/sr with the order's wavelength-dependent response.",
 )
 
