@@ -112,6 +112,7 @@ def test_cal_and_wcs_agree_with_the_official_pipeline(image2_data, tmp_path):
     ours_path.parent.mkdir()
     params = {step: {f"override_{r}": str(refs[r]) for r in IMAGE2_REFTYPES[step] if r in refs}
               for step in ("assign_wcs", "flat_field", "photom")}
+    params["resample"] = {"pixmap_stepsize": 1.0, "pixmap_order": 1}  # the official exact pixel map
     run_image2(d.rate, cal_path=ours_path, i2d_path=tmp_path / "ours" / f"{d.name}_i2d.fits",
                refs_dir=d.refs, params=params)
     with warnings.catch_warnings():

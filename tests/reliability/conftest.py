@@ -60,8 +60,16 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def workflow_runs(tmp_path_factory):
-    """Directory for workflow runs; names of equal length (see helpers.fits_differences)."""
-    return tmp_path_factory.mktemp("workflow_runs")
+    """Directory for workflow runs; names of equal length (see helpers.fits_differences).
+
+    Every workflow run of the session (and every child process started meanwhile) runs a
+    copy of the checkout frozen here: runs compared byte for byte must execute the same
+    code, while other people may edit the checkout during a several-minute slow session."""
+    from .helpers import freeze_checkout, running_code_from
+
+    runs = tmp_path_factory.mktemp("workflow_runs")
+    with running_code_from(freeze_checkout(tmp_path_factory.mktemp("frozen_checkout"))):
+        yield runs
 
 
 @pytest.fixture(scope="session")

@@ -57,8 +57,23 @@ def test_sectioned_median_equals_nanmedian(tmp_path):
     median = sectioned_median(paths, (37, 23), band_bytes=5 * 23 * 4 * 3)  # 3 rows per band
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         expected = np.nanmedian(stack, axis=0)
-    assert np.array_equal(np.isnan(median), np.isnan(expected))
-    assert np.allclose(median[~np.isnan(median)], expected[~np.isnan(expected)])
+    assert np.array_equal(median, expected, equal_nan=True)  # bit for bit
+
+
+@pytest.mark.parametrize("layers", [1, 2, 7, 48])
+def test_sorted_median_is_numpys_nanmedian_bit_for_bit(layers):
+    from webbcal.image3.median import nan_median_of_layers
+
+    rng = np.random.default_rng(layers)
+    stack = (rng.normal(size=(layers, 40, 31)) * 10 ** rng.uniform(-3, 3, (layers, 40, 31))).astype(np.float32)
+    stack[rng.random(stack.shape) < 0.3] = np.nan
+    stack[:, 0, :] = np.nan  # columns with no valid layer
+    stack[1:, 1, :] = np.nan  # exactly one valid layer
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(stack, axis=0)
+    ours = nan_median_of_layers(stack)
+    assert ours.dtype == np.float32
+    assert np.array_equal(ours, expected, equal_nan=True)
 
 
 def test_parameters_are_checked():

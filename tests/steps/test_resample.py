@@ -248,3 +248,25 @@ def test_allowed_memory_is_a_fraction_of_what_is_available():
         resample.check_output_memory(shape, 3, params(allowed_memory=0.5), available=needed)
     # 33 inputs need a second CON plane
     assert resample.output_bytes(shape, 33, defaults) - needed == 1000 * 2000 * 4
+
+
+def test_sparse_pixel_map_matches_the_exact_one_on_a_full_frame(distortion):
+    """The Image2/Image3 default (map every 10 px + cubic splines) against every pixel
+    through both gwcs objects: a full-frame NRCA1 with its distortion, onto its own grid."""
+    from webbcal.resample.pixmap import pixel_map
+
+    h = make_image(distortion).meta.copy()
+    h["SUBSTRT1"], h["SUBSTRT2"] = 1, 1
+    shape = (2048, 2048)
+    wcs = assign_wcs.imaging_wcs(h, distortion, None, shape)
+    image = CalImage(data=np.zeros(shape, np.float32), err=np.zeros(shape, np.float32),
+                     dq=np.zeros(shape, np.uint32), meta=h)
+    image.wcs = wcs
+    image.meta["S_REGION"] = assign_wcs.s_region(wcs)
+    grid = resample.output_grid([image], params())
+    exact = pixel_map(wcs, grid.wcs, shape)
+    sparse = pixel_map(wcs, grid.wcs, shape, 10.0, 3)
+    assert np.isfinite(exact).all()
+    assert np.abs(sparse - exact).max() < 1e-6  # pixels
+    linear = pixel_map(wcs, grid.wcs, shape, 10.0, 1)
+    assert np.abs(linear - exact).max() > 10 * np.abs(sparse - exact).max()  # the cubic spline earns its keep

@@ -45,7 +45,8 @@ class Exposure:
         from webbcal.io.product import read_product
         from webbcal.steps.image_model import CalImage
 
-        image = CalImage.from_product(read_product(self.path, expect="ImageModel"))
+        # the WCS and metadata live here, so the file's ASDF tree need not be decoded again
+        image = CalImage.from_product(read_product(self.path, expect="ImageModel", tree=False))
         image.meta = fits.Header(self.meta, copy=True)
         image.wcs = self.wcs
         return image

@@ -8,7 +8,6 @@ median itself plus one band (at most ``BAND_BYTES``), whatever the number of gro
 from __future__ import annotations
 
 import contextlib
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +37,21 @@ def sectioned_median(paths: list[Path], shape, band_bytes: int | None = None) ->
             for k, f in enumerate(files):
                 f.seek(r0 * nx * 4)
                 band[k, :n] = np.fromfile(f, np.float32, n * nx).reshape(n, nx)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-                median[r0:r0 + n] = np.nanmedian(band[:, :n], axis=0)
+            median[r0:r0 + n] = nan_median_of_layers(band[:, :n])
     return median
+
+
+def nan_median_of_layers(stack: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(stack, axis=0)`` bit for bit (NaN where a column is all NaN), ~5x faster.
+
+    A sort puts each column's NaNs last, so its median sits at the middle of its valid
+    count; numpy's nanmedian instead partitions every column separately.
+    """
+    ordered = np.sort(stack, axis=0)
+    valid = np.count_nonzero(~np.isnan(stack), axis=0)
+    low = np.take_along_axis(ordered, np.maximum((valid - 1) // 2, 0)[None], axis=0)[0]
+    high = np.take_along_axis(ordered, (valid // 2)[None], axis=0)[0]
+    with np.errstate(invalid="ignore"):
+        middle = (low + high) / np.asarray(2, stack.dtype)
+    return np.where(valid > 0, middle, np.asarray(np.nan, stack.dtype))
 

@@ -124,8 +124,13 @@ def read_product(
     path: str | os.PathLike,
     expect: str | tuple[str, ...] | None = None,
     lazy: bool = True,
+    tree: bool = True,
 ) -> Product:
-    """Open a DMS FITS file as a Product, validated against its model's layout."""
+    """Open a DMS FITS file as a Product, validated against its model's layout.
+
+    ``tree=False`` leaves the ASDF extension undecoded (``product.tree`` empty): decoding a
+    gwcs costs ~0.1 s, which callers that already hold the WCS need not pay on every read.
+    """
     path = Path(path)
     spans, asdf_raw = scan_file(path)
     primary = spans[0].header
@@ -164,7 +169,7 @@ def read_product(
 
     if not per_slit:
         _lift_sci_keywords(product)
-    if asdf_raw is not None:
+    if asdf_raw is not None and tree:
         try:
             product.tree = asdf_ext.decode_tree(asdf_raw)
         except Exception as exc:

@@ -68,6 +68,7 @@ def _sparse_pixel_map(in_wcs, out_wcs, shape, box, stepsize, order, pixmap):
     rows, cols = np.arange(ny, dtype=float), np.arange(nx, dtype=float)
     pixmap[..., 0] = fx(rows, cols)
     pixmap[..., 1] = fy(rows, cols)
-    outside = ((cols[None, :] < x0) | (cols[None, :] > x1)) | ((rows[:, None] < y0) | (rows[:, None] > y1))
-    pixmap[outside] = np.nan
+    # outside the input bounding box: whole columns and whole rows
+    pixmap[:, (cols < x0) | (cols > x1)] = np.nan
+    pixmap[(rows < y0) | (rows > y1)] = np.nan
     return pixmap
