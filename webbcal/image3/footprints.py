@@ -53,6 +53,12 @@ def polygon_mask(px: np.ndarray, py: np.ndarray, shape) -> np.ndarray:
     xc = np.where(crosses, xc, np.inf)
     xc.sort(axis=1)
     counts = crosses.sum(axis=1)
+    cols = np.arange(nx)
+    if counts.max() <= 2:  # a convex footprint: one run per row, two comparisons per pixel
+        start = np.where(counts == 2, np.ceil(xc[:, 0]), 0.0)
+        stop = np.where(counts == 2, np.floor(xc[:, 1]) + 1, 0.0)
+        np.logical_and(cols >= start[:, None], cols < stop[:, None], out=mask)
+        return mask
     # fill between crossing pairs (0,1), (2,3), ...: +1 at start column, -1 past the end
     marks = np.zeros((ny, nx + 1), dtype=np.int32)
     for k in range(0, xc.shape[1] - 1, 2):
