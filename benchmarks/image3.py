@@ -34,28 +34,13 @@ if str(REPO) not in sys.path:
 
 from benchmarks._measure import (  # noqa: E402
     Measurement, format_table, measure_process, publish_report, ratio, single_thread_env)
-from tests.oracle.jwst_offline import child_environment, read_report  # noqa: E402
+from tests.oracle.jwst_offline import CHILD_PRELUDE, child_environment, read_report  # noqa: E402
 
 STEPS = ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog")
 WEBBCAL_STEP_LINE = re.compile(r"webbcal\.image3 INFO: (\w+)\s+(COMPLETE|FAILED|SKIPPED)\s+([\d.]+) s")
 WEBBCAL_TOTAL_LINE = re.compile(r"webbcal\.image3 INFO: image3 \S+ done in ([\d.]+) s")
 
-_OFFICIAL_CHILD = textwrap.dedent('''
-    import json, logging, socket, sys, time
-    request = json.load(open(sys.argv[1]))
-    def refuse(*a, **k):
-        raise OSError("offline oracle: network connection attempted")
-    socket.socket.connect = refuse
-    socket.create_connection = refuse
-    seconds, started = {}, {}
-    class Clock(logging.Handler):
-        def emit(self, record):
-            if record.msg == "Step %s running with args %s.":
-                started[record.args[0]] = time.perf_counter()
-            elif record.msg == "Step %s done" and record.args[0] in started:
-                seconds[record.args[0]] = time.perf_counter() - started[record.args[0]]
-    logging.getLogger("stpipe").addHandler(Clock(level=logging.INFO))
-    logging.getLogger("stpipe").setLevel(logging.INFO)
+_OFFICIAL_CHILD = CHILD_PRELUDE + textwrap.dedent('''
     t0 = time.perf_counter()
     from jwst.pipeline import Image3Pipeline
     t1 = time.perf_counter()

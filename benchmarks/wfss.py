@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
 from benchmarks._measure import (  # noqa: E402
     Measurement, format_table, measure_process, median_measurement, publish_report, ratio,
     single_thread_env)
-from tests.oracle.jwst_offline import child_environment, read_report  # noqa: E402
+from tests.oracle.jwst_offline import CHILD_PRELUDE, child_environment, read_report  # noqa: E402
 
 STEPS = ("assign_wcs", "bkg_subtract", "flat_field", "extract_2d", "srctype", "photom", "extract_1d")
 WEBBCAL_STEP_LINE = re.compile(r"webbcal\.spec2 INFO: (\w+)\s+(COMPLETE|FAILED|SKIPPED)\s+([\d.]+) s")
@@ -45,22 +45,7 @@ WFSS_REFTYPES = ("distortion", "filteroffset", "specwcs", "wavelengthrange", "bk
 
 # The official side: Spec2Pipeline.call on the association, run from the association's
 # directory (the official code reads the catalog by its bare name from there).
-_CHILD = textwrap.dedent('''
-    import json, logging, os, socket, sys, time
-    request = json.load(open(sys.argv[1]))
-    def refuse(*a, **k):
-        raise OSError("offline oracle: network connection attempted")
-    socket.socket.connect = refuse
-    socket.create_connection = refuse
-    seconds, started = {}, {}
-    class Clock(logging.Handler):
-        def emit(self, record):
-            if record.msg == "Step %s running with args %s.":
-                started[record.args[0]] = time.perf_counter()
-            elif record.msg == "Step %s done" and record.args[0] in started:
-                seconds[record.args[0]] = time.perf_counter() - started[record.args[0]]
-    logging.getLogger("stpipe").addHandler(Clock(level=logging.INFO))
-    logging.getLogger("stpipe").setLevel(logging.INFO)
+_CHILD = CHILD_PRELUDE + textwrap.dedent('''
     t0 = time.perf_counter()
     from jwst.pipeline import Spec2Pipeline
     t1 = time.perf_counter()

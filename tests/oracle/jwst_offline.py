@@ -35,6 +35,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,27 @@ STEP_CLASSES: dict[str, str] = {
 }
 
 # Steps whose work can use several processes; pinned to one for reproducible timing.
+# The start of every small official-pipeline child script (Image2, Image3, Spec2): read the
+# request, refuse network connections (CRDS must not be asked), and time each stpipe step
+# from its log lines into ``seconds``.
+CHILD_PRELUDE = textwrap.dedent('''
+    import json, logging, os, socket, sys, time
+    request = json.load(open(sys.argv[1]))
+    def refuse(*a, **k):
+        raise OSError("offline oracle: network connection attempted")
+    socket.socket.connect = refuse
+    socket.create_connection = refuse
+    seconds, started = {}, {}
+    class Clock(logging.Handler):
+        def emit(self, record):
+            if record.msg == "Step %s running with args %s.":
+                started[record.args[0]] = time.perf_counter()
+            elif record.msg == "Step %s done" and record.args[0] in started:
+                seconds[record.args[0]] = time.perf_counter() - started[record.args[0]]
+    logging.getLogger("stpipe").addHandler(Clock(level=logging.INFO))
+    logging.getLogger("stpipe").setLevel(logging.INFO)
+''')
+
 MULTICORE_STEPS = ("jump", "ramp_fit")
 
 # Variables that pin numerical libraries to one thread.

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.oracle.jwst_offline import ChildJob, child_environment
+from tests.oracle.jwst_offline import CHILD_PRELUDE, ChildJob, child_environment
 from tests.pipeline.test_image2_support import image2_data  # noqa: F401
 
 # Reference types of the Image2 steps in jwst 3.0.0 (``reference_file_types``).
@@ -32,22 +32,7 @@ IMAGE2_REFTYPES = {
 }
 NIRCAM_IMAGING_REFTYPES = ("distortion", "filteroffset", "flat", "photom", "area")
 
-_CHILD = textwrap.dedent('''
-    import json, logging, socket, sys, time
-    request = json.load(open(sys.argv[1]))
-    def refuse(*a, **k):
-        raise OSError("offline oracle: network connection attempted")
-    socket.socket.connect = refuse
-    socket.create_connection = refuse
-    seconds, started = {}, {}
-    class Clock(logging.Handler):
-        def emit(self, record):
-            if record.msg == "Step %s running with args %s.":
-                started[record.args[0]] = time.perf_counter()
-            elif record.msg == "Step %s done" and record.args[0] in started:
-                seconds[record.args[0]] = time.perf_counter() - started[record.args[0]]
-    logging.getLogger("stpipe").addHandler(Clock(level=logging.INFO))
-    logging.getLogger("stpipe").setLevel(logging.INFO)
+_CHILD = CHILD_PRELUDE + textwrap.dedent('''
     t0 = time.perf_counter()
     from jwst.pipeline import Image2Pipeline
     t1 = time.perf_counter()
