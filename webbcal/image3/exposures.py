@@ -52,6 +52,23 @@ class Exposure:
         return image
 
 
+    def science(self):
+        """SCI (float32) and DQ (uint32) only, for steps that read nothing else (star
+        finding, sky statistics): two of the seven planes of a cal file."""
+        import numpy as np
+
+        from webbcal.io.product import read_product
+
+        product = read_product(self.path, expect="ImageModel", tree=False)
+        data = np.array(product.arrays["SCI"], dtype=np.float32)
+        dq = product.arrays.get("DQ")
+        if dq is None:
+            return data, np.zeros(data.shape, np.uint32)
+        if np.shape(dq) != data.shape:
+            raise WebbcalError(self.path, f"DQ is {np.shape(dq)}, SCI is {data.shape}")
+        return data, np.array(dq, dtype=np.uint32)
+
+
 def exposure_root(path: Path) -> str:
     stem = path.name.removesuffix(".fits")
     for suffix in ("_cal", "_crf"):

@@ -92,7 +92,8 @@ def solve_offsets(pairs: list[tuple[int, int, float, float, float]], ngroups: in
 
 
 def group_images(exposures: list[Exposure], members: list[int]):
-    return [exposures[k].load() for k in members]
+    """(SCI, DQ) of each member of a group: all the sky statistics read."""
+    return [exposures[k].science() for k in members]
 
 
 def measure(exposures: list[Exposure], params: dict, need_pairs: bool):
@@ -109,10 +110,10 @@ def measure(exposures: list[Exposure], params: dict, need_pairs: bool):
     shapes = {}
     for g, gid in enumerate(gids):
         images = group_images(exposures, members[gid])
-        good = [good_mask(im.dq, im.data, params["dqbits"], "skymatch.dqbits") for im in images]
-        for k, im in zip(members[gid], images):
-            shapes[k] = im.shape
-        values = [im.data[ok] for im, ok in zip(images, good)]
+        good = [good_mask(dq, data, params["dqbits"], "skymatch.dqbits") for data, dq in images]
+        for k, (data, _) in zip(members[gid], images):
+            shapes[k] = data.shape
+        values = [data[ok] for (data, _), ok in zip(images, good)]
         local[g], n = _stat(np.concatenate(values), params)
         log.info("group %s: local sky %.6g from %d pixels", gid, local[g], n)
         if need_pairs:
@@ -120,12 +121,12 @@ def measure(exposures: list[Exposure], params: dict, need_pairs: bool):
                 if h == g:
                     continue
                 inside = []
-                for im, ok in zip(images, good):
-                    mask = np.zeros(im.shape, bool)
+                for j, ((data, _), ok) in zip(members[gid], zip(images, good)):
+                    mask = np.zeros(data.shape, bool)
                     for k in members[other]:
                         shape = shapes.get(k) or _shape(exposures[k])
-                        mask |= overlap_mask(im.wcs, im.shape, exposures[k].wcs, shape, step)
-                    inside.append(im.data[ok & mask])
+                        mask |= overlap_mask(exposures[j].wcs, data.shape, exposures[k].wcs, shape, step)
+                    inside.append(data[ok & mask])
                 value, n = _stat(np.concatenate(inside), params)
                 if n > 0:
                     overlaps[(g, h)] = (value, n)

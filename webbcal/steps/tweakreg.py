@@ -98,10 +98,10 @@ class StarPositions:
     def sky(self, k: int, plane) -> np.ndarray:
         """(n, 2) tangent-plane positions (arcsec) through the exposure's current WCS."""
         if k not in self.pixels:
-            image = self.exposures[k].load()
+            data, dq = self.exposures[k].science()
             bad = bad_bits("~DO_NOT_USE+NON_SCIENCE")
-            mask = ((image.dq & bad) != 0) | ~np.isfinite(image.data)
-            x, y, _ = align.find_stars(image.data, mask, self.params)
+            mask = ((dq & bad) != 0) | ~np.isfinite(data)
+            x, y, _ = align.find_stars(data, mask, self.params)
             self.pixels[k] = (x, y)
             log.info("%s: %d stars", self.exposures[k].name, x.size)
         x, y = self.pixels[k]
