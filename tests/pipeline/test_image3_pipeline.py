@@ -38,6 +38,12 @@ def test_products_and_keywords(image3_data, image3_outputs):
     con = np.asarray(i2d.arrays["CON"])
     assert con.shape[0] == 1
     assert np.mean(con[0] == 0b1111) > 0.9  # nearly every pixel seen by all four exposures
+    # each crf keeps the provenance records of its cal file (Detector1, Image2)
+    crf = read_product(image3_outputs.crf[0])
+    cal = read_product(image3_data.outlier_asn.parent / f"{image3_data.names[0]}_cal.fits")
+    records = cal.tree["meta"]["webbcal"]["provenance"]
+    assert len(records) >= 2
+    assert crf.tree["meta"]["webbcal"]["provenance"] == records
     # no temporary files left behind
     assert not [p for p in image3_outputs.i2d.parent.iterdir() if p.name.startswith(".webbcal")]
 

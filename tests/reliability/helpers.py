@@ -96,8 +96,9 @@ def run_in_process(main, argv: list[str]) -> Outcome:
 # The code that child processes (webbcal commands, Snakemake workflows) run: this checkout,
 # or, while a session's workflow runs are compared (``conftest.workflow_runs``), a copy of
 # it frozen when the first of them started. Other people edit the checkout while a slow
-# session runs; a reference run and a later run must not execute different code (a run 10
-# minutes into an image3 edit produced crf files without their provenance: "different bytes").
+# session runs; a reference run and a later run must not execute different code (in a loop
+# of runs, an edit of webbcal/image3 + webbcal/io/product.py landing between two runs gave
+# crf files without their provenance records: "ASDF extension differs").
 _code_root: Path = ROOT
 FROZEN_ITEMS = ("Snakefile", "webbcal", "scripts", "rules", "config", "envs", "report", "profiles",
                 "pyproject.toml")
@@ -459,7 +460,8 @@ def run_context_differences(run_a: Path, run_b: Path) -> list[str]:
         lines.append("  the checkout's code was the same from the start of the first run to the end of the second")
     start_a, start_b = contexts[0].get("start", {}), contexts[1].get("start", {})
     roots = (start_a.get("code_root"), start_b.get("code_root"))
-    lines.append(f"  code run from {roots[0]}" if roots[0] == roots[1] else f"  code run from {roots[0]} and {roots[1]}")
+    lines.append(f"  code run from {roots[0]}" if roots[0] == roots[1]
+                 else f"  code run from {roots[0]} and {roots[1]}")
     for key in sorted((set(start_a) | set(start_b)) - {"code", "environ", "code_root"}):
         if start_a.get(key) != start_b.get(key):
             lines.append(f"  {key}: {start_a.get(key)} ({run_a.name}) vs {start_b.get(key)} ({run_b.name})")

@@ -9,6 +9,7 @@ a file (the crf product) that then becomes the exposure's source.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class Exposure:
         image = CalImage.from_product(read_product(self.path, expect="ImageModel", tree=False))
         image.meta = fits.Header(self.meta, copy=True)
         image.wcs = self.wcs
+        image.tree = copy.deepcopy(self.tree)  # provenance and other metadata, WCS aside
         return image
 
 
