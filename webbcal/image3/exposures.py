@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from astropy.io import fits
 
 from webbcal.errors import WebbcalError
@@ -33,6 +34,7 @@ class Exposure:
     name: str             # exposure root, e.g. jw01345001001_02101_00001_nrca1
     meta: fits.Header     # primary keywords, updated by the steps
     wcs: object           # gwcs, replaced by tweakreg
+    shape: tuple[int, int]  # (ny, nx) of SCI
     bunit: str = "MJy/sr"
     source: Path | None = None   # the member file named in the association
     tree: dict = field(default_factory=dict)
@@ -53,12 +55,9 @@ class Exposure:
         image.tree = copy.deepcopy(self.tree)  # provenance and other metadata, WCS aside
         return image
 
-
     def science(self):
         """SCI (float32) and DQ (uint32) only, for steps that read nothing else (star
         finding, sky statistics): two of the seven planes of a cal file."""
-        import numpy as np
-
         from webbcal.io.product import read_product
 
         product = read_product(self.path, expect="ImageModel", tree=False)
@@ -69,6 +68,14 @@ class Exposure:
         if np.shape(dq) != data.shape:
             raise WebbcalError(self.path, f"DQ is {np.shape(dq)}, SCI is {data.shape}")
         return data, np.array(dq, dtype=np.uint32)
+
+    def sky_corners(self):
+        """(ra, dec) of the corners of the WCS bounding box, through the current WCS."""
+        from webbcal.image3.footprints import box_edges
+
+        x, y = box_edges(self.wcs, self.shape, step=1e9)  # a step longer than any side
+        ra, dec = self.wcs(x, y, with_bounding_box=False)
+        return np.asarray(ra), np.asarray(dec)
 
 
 def exposure_root(path: Path) -> str:
@@ -97,7 +104,7 @@ def open_exposure(path: Path, source=None) -> Exposure:
     tree = {k: v for k, v in (product.tree or {}).items() if k != "meta"}
     tree["meta"] = meta_tree
     return Exposure(path=path, name=exposure_root(path), meta=fits.Header(product.meta, copy=True),
-                    wcs=wcs, bunit=bunit, source=path, tree=tree)
+                    wcs=wcs, shape=tuple(sci.shape), bunit=bunit, source=path, tree=tree)
 
 
 def check_compatible(exposures: list[Exposure], source) -> None:

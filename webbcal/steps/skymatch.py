@@ -107,12 +107,9 @@ def measure(exposures: list[Exposure], params: dict, need_pairs: bool):
     step = float(params["stepsize"] or 64)
     local = np.full(len(gids), np.nan)
     overlaps: dict[tuple[int, int], tuple[float, int]] = {}
-    shapes = {}
     for g, gid in enumerate(gids):
         images = group_images(exposures, members[gid])
         good = [good_mask(dq, data, params["dqbits"], "skymatch.dqbits") for data, dq in images]
-        for k, (data, _) in zip(members[gid], images):
-            shapes[k] = data.shape
         values = [data[ok] for (data, _), ok in zip(images, good)]
         local[g], n = _stat(np.concatenate(values), params)
         log.info("group %s: local sky %.6g from %d pixels", gid, local[g], n)
@@ -124,23 +121,14 @@ def measure(exposures: list[Exposure], params: dict, need_pairs: bool):
                 for j, ((data, _), ok) in zip(members[gid], zip(images, good)):
                     mask = np.zeros(data.shape, bool)
                     for k in members[other]:
-                        shape = shapes.get(k) or _shape(exposures[k])
-                        mask |= overlap_mask(exposures[j].wcs, data.shape, exposures[k].wcs, shape, step)
+                        mask |= overlap_mask(exposures[j].wcs, data.shape, exposures[k].wcs,
+                                             exposures[k].shape, step)
                     inside.append(data[ok & mask])
                 value, n = _stat(np.concatenate(inside), params)
                 if n > 0:
                     overlaps[(g, h)] = (value, n)
         del images, good, values
     return gids, local, overlaps
-
-
-def _shape(exposure: Exposure):
-    ny, nx = int(exposure.meta.get("SUBSIZE2") or 0), int(exposure.meta.get("SUBSIZE1") or 0)
-    if ny and nx:
-        return ny, nx
-    from webbcal.io.product import read_product
-
-    return tuple(read_product(exposure.path).arrays["SCI"].shape)
 
 
 def compute_skies(exposures: list[Exposure], params: dict) -> np.ndarray:

@@ -117,14 +117,9 @@ class StarPositions:
 
 
 def update_s_region(exposure: Exposure) -> None:
-    from webbcal.image3.footprints import box_edges
-
-    ny = int(exposure.meta.get("SUBSIZE2") or 2048)
-    nx = int(exposure.meta.get("SUBSIZE1") or 2048)
-    x, y = box_edges(exposure.wcs, (ny, nx), step=1e9)  # the four corners
-    ra, dec = exposure.wcs(x, y, with_bounding_box=False)
+    ra, dec = exposure.sky_corners()
     exposure.meta["S_REGION"] = "POLYGON ICRS  " + " ".join(
-        f"{r % 360.0:.9f} {d:.9f}" for r, d in zip(np.asarray(ra), np.asarray(dec)))
+        f"{r % 360.0:.9f} {d:.9f}" for r, d in zip(ra, dec))
 
 
 def apply(exposures: list[Exposure], params: dict, save_table=None) -> str:
@@ -241,10 +236,4 @@ def align_absolute(exposures, stars: StarPositions, plane, params: dict, save_ta
 
 def _footprint(exposure: Exposure, plane) -> np.ndarray:
     """Tangent-plane corners (arcsec) of an exposure through its current WCS."""
-    from webbcal.image3.footprints import box_edges
-
-    ny = int(exposure.meta.get("SUBSIZE2") or 2048)
-    nx = int(exposure.meta.get("SUBSIZE1") or 2048)
-    x, y = box_edges(exposure.wcs, (ny, nx), step=1e9)
-    ra, dec = exposure.wcs(x, y, with_bounding_box=False)
-    return np.transpose(plane.project(np.asarray(ra), np.asarray(dec)))
+    return np.transpose(plane.project(*exposure.sky_corners()))
