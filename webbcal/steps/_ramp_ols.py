@@ -487,6 +487,16 @@ def clean_pixels(data, groupdq, pixeldq, rnoise, gain) -> np.ndarray:
     return clean
 
 
+def _combine_integrations(sum_p, sum_r, sum_num):
+    """Exposure slope, ERR, VAR_POISSON and VAR_RNOISE from the per-pixel sums over
+    integrations of 1/var_p, 1/var_r and slope/var_r (huge variances become 0)."""
+    var_p = np.where(sum_p > 0.0, 1.0 / sum_p, sum_p)
+    var_p[(var_p >= LARGE_VARIANCE_THRESHOLD) | (var_p < 0.0)] = 0.0
+    var_r = np.where(sum_r > 0.0, 1.0 / sum_r, sum_r)
+    var_r[var_r >= LARGE_VARIANCE_THRESHOLD] = 0.0
+    return sum_num * var_r, np.sqrt(var_p + var_r), var_p, var_r
+
+
 def fit_clean_pixels(data, pixeldq, rnoise, gain, dark, t: _Timing):
     """:func:`fit_segmented_pixels` for pixels whose ramps are all one whole segment.
 
@@ -546,12 +556,7 @@ def fit_clean_pixels(data, pixeldq, rnoise, gain, dark, t: _Timing):
         sum_num += num
 
     pdq = pixeldq.astype(np.uint32)
-    var_p = np.where(sum_p > 0.0, 1.0 / sum_p, sum_p)
-    var_p[(var_p >= LARGE_VARIANCE_THRESHOLD) | (var_p < 0.0)] = 0.0
-    var_r = np.where(sum_r > 0.0, 1.0 / sum_r, sum_r)
-    var_r[var_r >= LARGE_VARIANCE_THRESHOLD] = 0.0
-    err = np.sqrt(var_p + var_r)
-    slope = sum_num * var_r
+    slope, err, var_p, var_r = _combine_integrations(sum_p, sum_r, sum_num)
     return (slope, err, pdq, var_p, var_r), out, np.repeat(pdq[None], nints, axis=0)
 
 
@@ -599,12 +604,7 @@ def fit_segmented_pixels(data, groupdq, pixeldq, rnoise, gain, dark, zeroframe, 
     rate_dq = pdq | np.bitwise_or.reduce(loaded.int_dq & np.uint32(JUMP | PERS), axis=0)
     rate_dq[dnu_count == nints] |= np.uint32(DNU)
     rate_dq[sat_count == nints] |= np.uint32(SAT)
-    var_p = np.where(sum_p > 0.0, 1.0 / sum_p, sum_p)
-    var_p[(var_p >= LARGE_VARIANCE_THRESHOLD) | (var_p < 0.0)] = 0.0
-    var_r = np.where(sum_r > 0.0, 1.0 / sum_r, sum_r)
-    var_r[var_r >= LARGE_VARIANCE_THRESHOLD] = 0.0
-    err = np.sqrt(var_p + var_r)
-    slope = sum_num * var_r
+    slope, err, var_p, var_r = _combine_integrations(sum_p, sum_r, sum_num)
     invalid = (rate_dq & INVALID) != 0
     slope[invalid] = np.nan
     var_p[invalid] = var_r[invalid] = err[invalid] = 0.0
