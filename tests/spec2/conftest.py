@@ -76,17 +76,20 @@ def fresh_image(scene):
 @pytest.fixture(scope="session")
 def processed(scenes):
     """{pupil: (image, slits after photom, x1d Product, Scene)} with default parameters."""
+    return {pupil: (*extract_spectra(scene), scene) for pupil, scene in scenes.items()}
+
+
+def extract_spectra(scene, extract_1d_refs=None):
+    """(image, slits after photom, x1d Product) of ``scene`` with default parameters;
+    ``extract_1d_refs`` e.g. {"apcorr": reference} (default: none)."""
     from webbcal.spec2.catalog import read_source_catalog
     from webbcal.steps.wfss import assign_wcs, extract_1d, extract_2d, photom, srctype
 
-    out = {}
-    for pupil, scene in scenes.items():
-        image = fresh_image(scene)
-        assign_wcs.apply(image, scene.refs, assign_wcs.SPEC.defaults())
-        catalog = read_source_catalog(scene.catalog_path)
-        slits = extract_2d.apply(image, scene.refs, extract_2d.SPEC.defaults(), catalog)
-        srctype.apply(slits, srctype.SPEC.defaults())
-        photom.apply(slits, scene.refs, photom.SPEC.defaults())
-        x1d = extract_1d.apply(slits, {}, extract_1d.SPEC.defaults())
-        out[pupil] = (image, slits, x1d, scene)
-    return out
+    image = fresh_image(scene)
+    assign_wcs.apply(image, scene.refs, assign_wcs.SPEC.defaults())
+    catalog = read_source_catalog(scene.catalog_path)
+    slits = extract_2d.apply(image, scene.refs, extract_2d.SPEC.defaults(), catalog)
+    srctype.apply(slits, srctype.SPEC.defaults())
+    photom.apply(slits, scene.refs, photom.SPEC.defaults())
+    x1d = extract_1d.apply(slits, extract_1d_refs or {}, extract_1d.SPEC.defaults())
+    return image, slits, x1d

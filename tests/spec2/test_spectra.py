@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import fresh_image
+from conftest import extract_spectra, fresh_image
 from webbcal.simulate import scene as scenemod
 from webbcal.spec2.catalog import read_source_catalog
 from webbcal.steps.wfss import assign_wcs, extract_1d, extract_2d, photom, srctype
@@ -215,13 +215,7 @@ def test_default_box_with_the_simulated_apcorr_gives_the_injected_flux(wfss_obs,
     scene = scenes[pupil]
     apcorr = get_references(("apcorr",), scene.image.meta, RefCache(outdir / "refs"))
     assert "wfss" in str(apcorr["apcorr"].path)  # the NRC_WFSS table, not the imaging one
-    image = fresh_image(scene)
-    assign_wcs.apply(image, scene.refs, assign_wcs.SPEC.defaults())
-    catalog = read_source_catalog(scene.catalog_path)
-    slits = extract_2d.apply(image, scene.refs, extract_2d.SPEC.defaults(), catalog)
-    srctype.apply(slits, srctype.SPEC.defaults())
-    photom.apply(slits, scene.refs, photom.SPEC.defaults())
-    x1d = extract_1d.apply(slits, apcorr, extract_1d.SPEC.defaults())
+    _, _, x1d = extract_spectra(scene, apcorr)
     ratios = []
     for source_id, (wave, flux, _, kind) in spectra_of(x1d).items():
         if kind != "POINT":
