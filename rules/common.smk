@@ -187,8 +187,7 @@ def detector1_ramp_references(wildcards):
 
 
 def detector1_fit_references(wildcards):
-    fit = {k: v for k, v in detector1_step_params().items() if k in DETECTOR1_FIT_STEPS}
-    return webbcal_config.planned_references(uncal_file(wildcards), references_dir(), fit)
+    return webbcal_config.planned_references(uncal_file(wildcards), references_dir(), detector1_fit_params())
 
 
 def image2_step_params():
