@@ -47,7 +47,8 @@ def encode_tree(tree: dict) -> bytes:
     plain = _plain(tree)
     if _is_plain(plain):
         return _encode_plain(plain)
-    import asdf
+    from webbcal.io.asdf_loader import load_asdf
+    asdf = load_asdf()
 
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -64,7 +65,8 @@ def deterministic_asdf_file(tree: dict):
     written twice gave different bytes. The list is sorted here so products and
     reference files are bit-identical between runs.
     """
-    import asdf
+    from webbcal.io.asdf_loader import load_asdf
+    asdf = load_asdf()
 
     class _SortedExtensionHistory(asdf.AsdfFile):
         def _update_extension_history(self, tree, serialization_context):
@@ -89,7 +91,8 @@ def decode_tree(raw: bytes) -> dict:
     plain = _decode_plain(raw)
     if plain is not None:
         return plain
-    import asdf
+    from webbcal.io.asdf_loader import load_asdf
+    asdf = load_asdf()
     from asdf import treeutil
     from asdf.tags.core import NDArrayType
 

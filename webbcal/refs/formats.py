@@ -481,7 +481,8 @@ def read_reference_keywords(path: str | os.PathLike) -> dict:
             header = fits.getheader(path, 0)
             return {card.keyword: card.value for card in header.cards
                     if card.keyword and card.keyword not in ("COMMENT", "HISTORY")}
-        import asdf
+        from webbcal.io.asdf_loader import load_asdf
+        asdf = load_asdf()
 
         with asdf.open(path, lazy_load=True, memmap=False) as handle:
             return meta_to_keywords(dict(handle.tree.get("meta") or {}))

@@ -72,7 +72,8 @@ def _read(path: Path, kind: str):
 
     if kind == "fits":
         return read_product(path, lazy=True)
-    import asdf
+    from webbcal.io.asdf_loader import load_asdf
+    asdf = load_asdf()
 
     try:
         with asdf.open(path, lazy_load=False, memmap=False) as handle:

@@ -149,7 +149,8 @@ def grid_from_wcs(wcs, source=None) -> OutputGrid:
 
 def read_output_wcs(path) -> OutputGrid:
     """The ``output_wcs`` ASDF file: a gwcs under ``wcs`` (array_shape set)."""
-    import asdf
+    from webbcal.io.asdf_loader import load_asdf
+    asdf = load_asdf()
 
     try:
         with asdf.open(path, lazy_load=False) as af:

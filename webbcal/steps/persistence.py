@@ -87,7 +87,8 @@ def integration_starts(meta, int_times: np.ndarray | None, nints: int) -> np.nda
 
 def load_windows(path: str, detector: str, shape: tuple[int, int], persistence_time: int) -> np.ndarray:
     """Window end times for ``detector`` from an ASDF file written by :func:`save_windows`."""
-    import asdf
+    from webbcal.io.asdf_loader import load_asdf
+    asdf = load_asdf()
     windows = np.zeros(shape, dtype=np.float64)
     if not Path(path).exists():
         log.info("persistence array file %s does not exist: starting empty", path)
@@ -110,7 +111,8 @@ def load_windows(path: str, detector: str, shape: tuple[int, int], persistence_t
 def save_windows(path: str, detector: str, filename: str | None, windows: np.ndarray,
                  persistence_time: int) -> Path:
     """Add/replace ``detector``'s non-zero window end times in an ASDF file (atomic write)."""
-    import asdf
+    from webbcal.io.asdf_loader import load_asdf
+    asdf = load_asdf()
     from webbcal.io.atomic import atomic_path
     target = Path(path)
     if target.suffix != ".asdf":
