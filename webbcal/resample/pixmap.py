@@ -66,8 +66,11 @@ def _sparse_pixel_map(in_wcs, out_wcs, shape, box, stepsize, order, pixmap):
     fx = RectBivariateSpline(gy, gx, np.asarray(ox), kx=order, ky=order)
     fy = RectBivariateSpline(gy, gx, np.asarray(oy), kx=order, ky=order)
     rows, cols = np.arange(ny, dtype=float), np.arange(nx, dtype=float)
-    pixmap[..., 0] = fx(rows, cols)
-    pixmap[..., 1] = fy(rows, cols)
+    # by row blocks: the spline's small outputs reuse memory instead of faulting in 2x32 MB
+    for r0 in range(0, ny, ROWS_PER_BLOCK):
+        block = slice(r0, r0 + ROWS_PER_BLOCK)
+        pixmap[block, :, 0] = fx(rows[block], cols)
+        pixmap[block, :, 1] = fy(rows[block], cols)
     # outside the input bounding box: whole columns and whole rows
     pixmap[:, (cols < x0) | (cols > x1)] = np.nan
     pixmap[(rows < y0) | (rows > y1)] = np.nan
