@@ -7,3 +7,11 @@ simulator), ``webbcal.cli`` (the ``webbcal`` command).
 """
 
 __version__ = "0.1.0"
+
+import atexit as _atexit
+import gc as _gc
+
+# At exit, Python's last garbage collection walks every astropy/gwcs/asdf object a run has
+# created: 0.2-0.4 s of a 3-4 s command. Freezing them first skips that walk; exit
+# handlers and module teardown still run (outputs are closed and renamed long before).
+_atexit.register(_gc.freeze)
