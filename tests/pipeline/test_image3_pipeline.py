@@ -190,3 +190,41 @@ def test_command_line(image3_data, tmp_path):
     assert i2d.meta["PIXFRAC"] == 0.8
     assert not list(out.glob("*_crf.fits"))  # crf products come from outlier_detection
     assert json.loads(image3_data.aligned_asn.read_text())["asn_id"] == "o001"
+
+
+def test_mosaic_fed_during_outlier_detection_equals_one_drizzled_from_the_crfs(image3_data, tmp_path,
+                                                                            monkeypatch):
+    from webbcal.pipeline import image3 as pipeline
+
+    steps = {"tweakreg": {"skip": True}, "source_catalog": {"skip": True}}
+    added = []
+    original_add = pipeline.MosaicFeed.add
+    monkeypatch.setattr(pipeline.MosaicFeed, "add",
+                        lambda self, exposure, *a: (added.append(exposure.name), original_add(self, exposure, *a)))
+    fed = run_image3(image3_data.outlier_asn, tmp_path / "fed", steps)
+    assert added == image3_data.names  # every exposure drizzled from memory, in order
+    assert fed.seconds["resample"] > 0
+    monkeypatch.setattr(pipeline.MosaicFeed, "for_grid", classmethod(lambda cls, *a: None))
+    separate = run_image3(image3_data.outlier_asn, tmp_path / "separate", steps)
+    a, b = read_product(fed.i2d), read_product(separate.i2d)
+    for name in ("SCI", "ERR", "CON", "WHT", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT"):
+        np.testing.assert_array_equal(np.asarray(a.arrays[name]), np.asarray(b.arrays[name]), err_msg=name)
+    for key in ("NDRIZ", "EFFEXPTM", "S_OUTLIR", "S_RESAMP"):
+        assert a.meta[key] == b.meta[key]
+
+
+def test_a_different_final_pixel_map_is_not_fed_from_the_outlier_step(image3_data):
+    from webbcal.image3.exposures import open_exposure
+    from webbcal.pipeline.image3 import MosaicFeed, resolve_settings
+    from webbcal.steps import outlier_detection, resample
+
+    asn = json.loads(image3_data.outlier_asn.read_text())
+    exposures = [open_exposure(image3_data.outlier_asn.parent / m["expname"])
+                 for m in asn["products"][0]["members"]]
+    grid = resample.output_grid(exposures, resample.SPEC.defaults())
+    outlier = outlier_detection.SPEC.defaults()
+    assert MosaicFeed.for_grid(exposures, resolve_settings({})["resample"], grid, outlier) is not None
+    other_order = resolve_settings({"resample": {"pixmap_order": 1}})["resample"]
+    assert MosaicFeed.for_grid(exposures, other_order, grid, outlier) is None
+    rotated = resolve_settings({"resample": {"rotation": 30.0}})["resample"]
+    assert MosaicFeed.for_grid(exposures, rotated, grid, outlier) is None

@@ -17,13 +17,14 @@ from webbcal.resample.pixmap import pixel_map
 
 
 def blot_image(median: np.ndarray, median_wcs, image_wcs, shape, stepsize: float = 1.0,
-               order: int = 1) -> np.ndarray:
-    pixmap = pixel_map(image_wcs, median_wcs, shape, stepsize, order)
+               order: int = 1, pixmap: np.ndarray | None = None) -> np.ndarray:
+    """``pixmap``: the exposure → median-grid pixel map when the caller already has it."""
+    if pixmap is None:
+        pixmap = pixel_map(image_wcs, median_wcs, shape, stepsize, order)
     x, y = pixmap[..., 0], pixmap[..., 1]
     bad = ~(np.isfinite(x) & np.isfinite(y))
     x = np.where(bad, -1.0, x)
     y = np.where(bad, -1.0, y)
-    del pixmap
     blotted = ndimage.map_coordinates(median, [y, x], order=1, mode="constant", cval=np.nan,
                                       prefilter=False, output=np.float32)
     blotted[bad] = np.nan

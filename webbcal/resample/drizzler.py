@@ -156,13 +156,19 @@ class Resampler:
         self._has_tmeasure = True
 
     # ----------------------------------------------------------------- adding inputs
-    def add(self, item: ResampleInput) -> None:
+    def add(self, item: ResampleInput, pixmap: np.ndarray | None = None) -> None:
+        """Drizzle ``item``; ``pixmap`` is its input → grid pixel map if already computed
+        (with this resampler's pixmap_stepsize and pixmap_order)."""
         if self._single and self.ninputs:
             raise WebbcalError(item.name or None, "this resampler was set up for one input")
         data = np.asarray(item.data, dtype=np.float32)
         if data.ndim != 2:
             raise WebbcalError(item.name or None, f"resample needs 2-D images, got {data.shape}")
-        pixmap = pixel_map(item.wcs, self.grid.wcs, data.shape, self.pixmap_stepsize, self.pixmap_order)
+        if pixmap is None:
+            pixmap = pixel_map(item.wcs, self.grid.wcs, data.shape, self.pixmap_stepsize,
+                               self.pixmap_order)
+        elif pixmap.shape != (*data.shape, 2):
+            raise WebbcalError(item.name or None, f"pixel map {pixmap.shape} does not fit {data.shape}")
         weights = weight_map(item, self.weight_type)
         level = item.meta.get("BKGLEVEL")
         if level is not None and not _true(item.meta.get("BKGSUB", False)):

@@ -31,6 +31,7 @@ from webbcal.image3.blot import blot_image, flag_outliers
 from webbcal.image3.exposures import Exposure, groups
 from webbcal.image3.median import sectioned_median, store_single
 from webbcal.resample import Resampler, ResampleInput
+from webbcal.resample.pixmap import pixel_map
 from webbcal.steps.base import Param, StepSpec
 from webbcal.steps.image_model import match_nans_and_flags
 
@@ -119,10 +120,15 @@ def median_of_groups(exposures: list[Exposure], grid, params: dict, scratch: Pat
     return median
 
 
-def flag_exposure(image, median, grid, params: dict) -> int:
+def exposure_pixel_map(image, grid, params: dict) -> np.ndarray:
+    """The exposure → grid pixel map of the blot (and of the final drizzle on the same grid)."""
+    return pixel_map(image.wcs, grid.wcs, image.shape, params["pixmap_stepsize"], params["pixmap_order"])
+
+
+def flag_exposure(image, median, grid, params: dict, pixmap: np.ndarray | None = None) -> int:
     """Flag ``image`` (in place) against the median; returns the number of new outliers."""
     blot = blot_image(median, grid.wcs, image.wcs, image.shape, params["pixmap_stepsize"],
-                      params["pixmap_order"])
+                      params["pixmap_order"], pixmap=pixmap)
     level = image.meta.get("BKGLEVEL")
     if level is not None and not bool(image.meta.get("BKGSUB", False)):
         backg = float(level)  # the sky skymatch recorded but did not subtract
@@ -136,8 +142,13 @@ def flag_exposure(image, median, grid, params: dict) -> int:
     return int(new.sum())
 
 
-def apply(exposures: list[Exposure], params: dict, grid, scratch: Path, save) -> str:
-    """Run the step over the association; ``save(exposure, image)`` stores each crf."""
+def apply(exposures: list[Exposure], params: dict, grid, scratch: Path, save, flagged=None) -> str:
+    """Run the step over the association; ``save(exposure, image)`` stores each crf.
+
+    ``flagged(exposure, image, pixmap)``, when given, receives each flagged image while it
+    is still in memory, with its pixel map onto ``grid`` (Image3 drizzles it into the
+    mosaic there instead of reading the crf and mapping its pixels again).
+    """
     if len(exposures) < 2:
         log.warning("outlier_detection needs at least 2 exposures; step not run")
         return "FAILED"
@@ -146,9 +157,13 @@ def apply(exposures: list[Exposure], params: dict, grid, scratch: Path, save) ->
     median = median_of_groups(exposures, grid, params, Path(scratch))
     for exposure in exposures:
         image = exposure.load()
-        count = flag_exposure(image, median, grid, params)
+        pixmap = exposure_pixel_map(image, grid, params)
+        count = flag_exposure(image, median, grid, params, pixmap=pixmap)
         image.meta["S_OUTLIR"] = "COMPLETE"
         exposure.meta["S_OUTLIR"] = "COMPLETE"
         save(exposure, image)
+        if flagged is not None:
+            flagged(exposure, image, pixmap)
+        del pixmap
         log.info("%s: %d outliers (%.4f%% of pixels)", exposure.name, count, 100.0 * count / image.data.size)
     return "COMPLETE"
