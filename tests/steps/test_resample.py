@@ -241,8 +241,9 @@ def test_output_too_large_for_memory_stops_before_allocating(distortion):
 def test_allowed_memory_is_a_fraction_of_what_is_available():
     shape, defaults = (1000, 2000), params()
     needed = resample.output_bytes(shape, 3, defaults)
-    # SCI, WHT, one CON plane, 3 variance sums + weights, ERR: 40 bytes per output pixel
-    assert needed == 1000 * 2000 * 40
+    # SCI, WHT, one CON plane, 3 variance sums + weights, ERR, and the one-pass drizzle's
+    # 3 fresh variance planes + their weight: 56 bytes per output pixel
+    assert needed == 1000 * 2000 * 56
     resample.check_output_memory(shape, 3, defaults, available=needed)            # fits exactly
     with pytest.raises(WebbcalError, match="more than 0.5 of"):
         resample.check_output_memory(shape, 3, params(allowed_memory=0.5), available=needed)
@@ -270,3 +271,65 @@ def test_sparse_pixel_map_matches_the_exact_one_on_a_full_frame(distortion):
     assert np.abs(sparse - exact).max() < 1e-6  # pixels
     linear = pixel_map(wcs, grid.wcs, shape, 10.0, 1)
     assert np.abs(linear - exact).max() > 10 * np.abs(sparse - exact).max()  # the cubic spline earns its keep
+
+
+def _plane_by_plane(monkeypatch, build):
+    """What ``build()`` returns when the one-pass C drizzle is not available."""
+    from webbcal.resample import drizzler
+
+    with monkeypatch.context() as patch:
+        patch.setattr(drizzler.square, "available", lambda: False)
+        return build()
+
+
+def _assert_same_result(a, b):
+    for name in ("data", "wht", "con", "err"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in b.variances:
+        np.testing.assert_array_equal(a.variances[name], b.variances[name], err_msg=name)
+
+
+@pytest.mark.parametrize("weight_type,pixfrac", [("ivm", 1.0), ("exptime", 0.7)])
+def test_one_pass_drizzle_equals_drizzle_plane_by_plane(distortion, monkeypatch, weight_type, pixfrac):
+    from webbcal.resample import drizzler
+
+    assert drizzler.square.available(), "the C extension webbcal.resample._square was not built"
+    # 34 inputs: two context planes, bit 31 set. On the grid of some of them the others
+    # stick out of it; the grid cut to 100x80 pixels has every input leaving it.
+    images = [make_image(distortion, k, ra=53.16 + 0.00025 * (k % 5) - 0.0005, dec=-27.79 + 0.0002 * (k % 3))
+              for k in range(34)]
+    full = resample.output_grid(images, params())
+    part = resample.output_grid([im for k, im in enumerate(images) if k % 5 < 3 and k % 3 < 2], params())
+    cut = resample.output_grid(images[:1], params(output_shape="100,80"))
+    one_pass_calls = []
+    original = drizzler.square.add_image
+    monkeypatch.setattr(drizzler.square, "add_image",
+                        lambda *a, **k: (one_pass_calls.append(1), original(*a, **k))[1])
+
+    def build(grid):
+        def run():
+            r = Resampler(grid, weight_type=weight_type, pixfrac=pixfrac, n_inputs=len(images))
+            for image in images:
+                r.add(ResampleInput.from_image(image))
+            return r.finalize()
+        return run
+
+    for grid in (full, part, cut):
+        one_pass_calls.clear()
+        result = build(grid)()
+        assert one_pass_calls or grid is cut  # the one-pass kernel took part
+        expected = _plane_by_plane(monkeypatch, build(grid))
+        assert result.con.shape[0] == 2 and (result.con[0] < 0).any()  # bit 31 of plane 0
+        _assert_same_result(result, expected)
+
+
+def test_one_pass_single_input_equals_drizzle(distortion, monkeypatch):
+    image = make_image(distortion)
+    grid = resample.output_grid([image], params())
+
+    def run():
+        r = Resampler(grid, n_inputs=1)
+        r.add(ResampleInput.from_image(image))
+        return r.finalize()
+
+    _assert_same_result(run(), _plane_by_plane(monkeypatch, run))

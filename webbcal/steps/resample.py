@@ -86,6 +86,7 @@ def output_bytes(shape, n_inputs: int, params: dict) -> int:
         per_pixel += 4 * max(1, -(-n_inputs // 32))  # CON: one int32 plane per 32 inputs
     if params.get("report_var", True) or params.get("enable_err", True):
         per_pixel += 4 * 2 * 3 + 4  # running sum and weight of 3 variances, then ERR
+        per_pixel += 4 * 4  # one fresh plane per variance and their weight (one-pass drizzle)
     if params.get("propagate_dq", False):
         per_pixel += 4
     return int(shape[0]) * int(shape[1]) * per_pixel
