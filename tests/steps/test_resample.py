@@ -317,7 +317,7 @@ def test_one_pass_drizzle_equals_drizzle_plane_by_plane(distortion, monkeypatch,
     for grid in (full, part, cut):
         one_pass_calls.clear()
         result = build(grid)()
-        assert one_pass_calls or grid is cut  # the one-pass kernel took part
+        assert len(one_pass_calls) == len(images)  # inputs leaving the grid included
         expected = _plane_by_plane(monkeypatch, build(grid))
         assert result.con.shape[0] == 2 and (result.con[0] < 0).any()  # bit 31 of plane 0
         _assert_same_result(result, expected)

@@ -14,13 +14,15 @@
  * which order) follows drizzle 2.2.0 so that every plane is bit-identical to a separate
  * tdriz call.  Build with -ffp-contract=off: a fused multiply-add would change bits.
  *
- * Only the buffer protocol is used (no numpy headers).  Only the case where the whole
- * input box maps inside the output frame is handled (see scan_box); the Python wrapper
- * falls back to drizzle otherwise.
+ * Which input pixels are drizzled is decided by a copy of drizzle's image scanner (the
+ * input box clipped to the output frame, see start_image_scan), so inputs partly or
+ * wholly outside the output give drizzle's result too.  Only the buffer protocol is used
+ * (no numpy headers).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -289,30 +291,449 @@ settle_input_box(const PixelMap *map, Box *box)
     return imin >= imax || jmin >= jmax;
 }
 
-/* Whether drizzle's scanner visits every pixel of the box: true when the box outline,
- * mapped through its corners, lies strictly inside the output frame (no clipping), and
- * also when a corner cannot be mapped (drizzle then scans the unmapped box). */
+/* ------------------------------------------------------------------ scanner */
+
+/* drizzle's image scanner decides which input pixels are drizzled at all: the input box
+ * is mapped to the output frame, clipped to it, mapped back, and every input row is
+ * limited to the pixels whose whole area lies inside that polygon (with a tolerance).
+ * Every step below repeats drizzle 2.2.0's arithmetic so the same pixels are visited. */
+
+#define INVERSION_TOLERANCE 0.03 /* drizzle's MAX_INV_ERR, also used as scan margin */
+#define VERTEX_TOLERANCE 1.0e-12 /* drizzle's VERTEX_ATOL */
+#define NEAR_ZERO_AREA (1.0e3 * DBL_MIN)
+#define MAX_VERTICES 8 /* drizzle's polygons hold 2 x 4 vertices */
+
+typedef struct {
+    double x, y;
+} Vertex;
+
+typedef struct {
+    Vertex v[MAX_VERTICES];
+    int n;
+} Polygon;
+
+/* A polygon side seen from the scan: x = slope * y + intercept, and the intercept moved
+ * by half a pixel (plus the slope's share) towards the inside. */
+typedef struct {
+    Vertex end; /* the upper vertex, in scan order */
+    double slope, inner_intercept;
+} ScanEdge;
+
+typedef struct {
+    ScanEdge left[MAX_VERTICES], right[MAX_VERTICES];
+    int n_left, n_right;
+    int current_left, current_right;
+    int finished; /* the scan passed the polygon's top */
+    double min_y, max_y;
+    Box box;
+} Scanner;
+
+static inline double
+cross(Vertex a, Vertex b)
+{
+    return a.x * b.y - a.y * b.x;
+}
+
+static inline int
+wrap_index(int k, int n)
+{
+    return (k + n) % n; /* k >= -n here */
+}
+
+static inline int
+same_vertex(Vertex a, Vertex b)
+{
+    return fabs(a.x - b.x) < VERTEX_TOLERANCE && fabs(a.y - b.y) < VERTEX_TOLERANCE;
+}
+
+/* Whether p lies strictly left of the directed line from a to b (drizzle's grouping of
+ * the cross products, which decides points on the line). */
+static inline int
+strictly_left_of(Vertex p, Vertex a, Vertex b)
+{
+    return (cross(p, a) - cross(b, a) - cross(p, b)) > 0.0;
+}
+
+/* Reverses clockwise polygons, judged from the first two vertices about the centroid. */
+static void
+make_counter_clockwise(Polygon *poly)
+{
+    if (poly->n < 3) {
+        return;
+    }
+    Vertex centre = {0.0, 0.0};
+    for (int k = 0; k < poly->n; ++k) {
+        centre.x += poly->v[k].x;
+        centre.y += poly->v[k].y;
+    }
+    centre.x /= poly->n;
+    centre.y /= poly->n;
+    const Vertex a = {poly->v[0].x - centre.x, poly->v[0].y - centre.y};
+    const Vertex b = {poly->v[1].x - centre.x, poly->v[1].y - centre.y};
+    if (cross(a, b) >= 0.0) {
+        return;
+    }
+    for (int k = 0; k < poly->n / 2; ++k) {
+        const Vertex kept = poly->v[k];
+        poly->v[k] = poly->v[poly->n - 1 - k];
+        poly->v[poly->n - 1 - k] = kept;
+    }
+}
+
+/* Appends v unless it repeats the last or the first vertex or the polygon is full. */
+static void
+append_vertex(Polygon *poly, Vertex v)
+{
+    if (poly->n > 0 && (same_vertex(poly->v[poly->n - 1], v) || same_vertex(poly->v[0], v))) {
+        return;
+    }
+    if (poly->n < MAX_VERTICES) {
+        poly->v[poly->n++] = v;
+    }
+}
+
+/* Drops vertices lying on the line through their neighbours. */
+static void
+drop_collinear_vertices(Polygon *poly)
+{
+    if (poly->n < 3) {
+        return;
+    }
+    Polygon kept = {.n = 0};
+    for (int k = 0; k < poly->n; ++k) {
+        const Vertex prev = poly->v[wrap_index(k - 1, poly->n)];
+        const Vertex here = poly->v[k];
+        const Vertex next = poly->v[(k + 1) % poly->n];
+        const Vertex chord = {next.x - prev.x, next.y - prev.y};
+        const Vertex arm = {here.x - prev.x, here.y - prev.y};
+        if (fabs(cross(chord, arm)) > NEAR_ZERO_AREA &&
+            sqrt(chord.x * chord.x + chord.y * chord.y) > VERTEX_TOLERANCE) {
+            kept.v[kept.n++] = here;
+        }
+    }
+    *poly = kept;
+}
+
+/* Sutherland-Hodgman clipping of `subject` by the convex `window` (both made
+ * counter-clockwise first), as drizzle's clip_polygon_to_window. */
+static Polygon
+clip_to_window(Polygon subject, Polygon window)
+{
+    make_counter_clockwise(&subject);
+    make_counter_clockwise(&window);
+    Polygon current = subject;
+    for (int w = 0; w < window.n; ++w) {
+        const Vertex w_from = window.v[wrap_index(w - 1, window.n)];
+        const Vertex w_to = window.v[w];
+        const Vertex w_dir = {w_to.x - w_from.x, w_to.y - w_from.y};
+        Polygon clipped = {.n = 0};
+        for (int k = 0; k < current.n; ++k) {
+            const Vertex from = current.v[wrap_index(k - 1, current.n)];
+            const Vertex to = current.v[k];
+            const int from_inside = strictly_left_of(from, w_from, w_to);
+            const int to_inside = strictly_left_of(to, w_from, w_to);
+            if (from_inside != to_inside) {
+                const Vertex dir = {to.x - from.x, to.y - from.y};
+                const double denominator = cross(dir, w_dir);
+                const double side_term = cross(to, from);
+                const double window_term = cross(w_to, w_from);
+                const Vertex crossing = {
+                    (side_term * w_dir.x - window_term * dir.x) / denominator,
+                    (side_term * w_dir.y - window_term * dir.y) / denominator};
+                if (isfinite(crossing.x) && isfinite(crossing.y)) {
+                    append_vertex(&clipped, crossing);
+                }
+                if (to_inside) {
+                    append_vertex(&clipped, to);
+                }
+            } else if (from_inside) {
+                append_vertex(&clipped, to);
+            }
+        }
+        current = clipped;
+    }
+    make_counter_clockwise(&current);
+    drop_collinear_vertices(&current);
+    return current;
+}
+
+/* Squared distance between the forward-mapped input point and the target output point;
+ * returns 1 when the map gives NaN there. */
 static int
-box_scanned_whole(const PixelMap *map, const Box *box, int out_nx, int out_ny)
+mapping_miss(const PixelMap *map, double xin, double yin, Vertex target, double *dist2)
+{
+    double xout, yout;
+    if (map_fractional_point(map, xin, yin, &xout, &yout)) {
+        return 1;
+    }
+    const double dx = xout - target.x, dy = yout - target.y;
+    *dist2 = dx * dx + dy * dy;
+    return 0;
+}
+
+/* Input position of an output point: drizzle's two-dimensional golden-section search
+ * within the input box, stopped at 0.03 px or 50 rounds (the latter is a failure, as
+ * is a NaN on the way).  Returns 1 on failure, leaving *result alone. */
+static int
+invert_map(const PixelMap *map, const Box *box, Vertex target, Vertex *result)
+{
+    const double golden = 0.6180339887498948482;
+    const int max_rounds = 50;
+    double xlo = (double) box->xmin - 0.5, xhi = (double) box->xmax + 0.5;
+    double ylo = (double) box->ymin - 0.5, yhi = (double) box->ymax + 0.5;
+    double width = xhi - xlo, height = yhi - ylo;
+    int rounds = 0;
+
+    while ((width > INVERSION_TOLERANCE || height > INVERSION_TOLERANCE) &&
+           rounds < max_rounds) {
+        ++rounds;
+        const double x1 = xhi - golden * width, x2 = xlo + golden * width;
+        const double y1 = yhi - golden * height, y2 = ylo + golden * height;
+        double d11, d12, d21, d22;
+        if (mapping_miss(map, x1, y1, target, &d11) || mapping_miss(map, x1, y2, target, &d12) ||
+            mapping_miss(map, x2, y1, target, &d21) || mapping_miss(map, x2, y2, target, &d22)) {
+            return 1;
+        }
+        /* keep the sub-box around the strictly closest probe (ties: the last one) */
+        if (d11 < d12 && d11 < d21 && d11 < d22) {
+            xhi = x2;
+            yhi = y2;
+        } else if (d12 < d11 && d12 < d21 && d12 < d22) {
+            xhi = x2;
+            ylo = y1;
+        } else if (d21 < d11 && d21 < d12 && d21 < d22) {
+            xlo = x1;
+            yhi = y2;
+        } else {
+            xlo = x1;
+            ylo = y1;
+        }
+        width = xhi - xlo;
+        height = yhi - ylo;
+    }
+    if (rounds == max_rounds) {
+        return 1;
+    }
+    result->x = 0.5 * (xlo + xhi);
+    result->y = 0.5 * (ylo + yhi);
+    return 0;
+}
+
+static void
+make_scan_edge(ScanEdge *edge, Vertex start, Vertex end, double side /* -1 left, +1 right */)
+{
+    edge->end = end;
+    edge->slope = (end.x - start.x) / (end.y - start.y);
+    const double intercept = (start.x * end.y - start.y * end.x) / (end.y - start.y);
+    edge->inner_intercept = intercept - copysign(0.5 + 0.5 * fabs(edge->slope), side);
+}
+
+/* Splits a counter-clockwise polygon into left and right chains from its lowest to its
+ * highest vertex (drizzle's init_scanner).  Returns 1 for fewer than 3 vertices. */
+static int
+start_scanner(const Polygon *poly, const Box *box, Scanner *scan)
+{
+    memset(scan, 0, sizeof(*scan));
+    scan->box = *box;
+    const int n = poly->n;
+    if (n < 3) {
+        return 1;
+    }
+    const Vertex *v = poly->v;
+
+    int low_left = 0;
+    double min_y = v[0].y;
+    for (int k = 1; k < n; ++k) {
+        if (v[k].y < min_y) {
+            low_left = k;
+            min_y = v[k].y;
+        }
+    }
+    int before = wrap_index(low_left - 1, n), after = (low_left + 1) % n;
+    int low_right = (v[before].y < v[after].y) ? before : after;
+    if (v[low_right].y <= min_y * (1.0 + copysign(VERTEX_TOLERANCE, min_y))) {
+        if (v[low_left].x > v[low_right].x) { /* a flat bottom: order its ends */
+            const int swap = low_left;
+            low_left = low_right;
+            low_right = swap;
+        }
+    } else {
+        low_right = low_left;
+    }
+
+    int high_right = 0;
+    double max_y = v[0].y;
+    for (int k = 1; k < n; ++k) {
+        if (v[k].y > max_y) {
+            high_right = k;
+            max_y = v[k].y;
+        }
+    }
+    before = wrap_index(high_right - 1, n);
+    after = (high_right + 1) % n;
+    int high_left = (v[before].y > v[after].y) ? before : after;
+    if (v[high_left].y >= max_y * (1.0 - copysign(VERTEX_TOLERANCE, max_y))) {
+        if (v[high_left].x > v[high_right].x) { /* a flat top */
+            const int swap = high_left;
+            high_left = high_right;
+            high_right = swap;
+        }
+    } else {
+        high_left = high_right;
+    }
+
+    /* left chain: from the bottom, walking backwards through the vertices */
+    if (high_left > low_left) {
+        low_left += n;
+    }
+    scan->n_left = low_left - high_left;
+    for (int k = 0; k < scan->n_left; ++k) {
+        const int from = wrap_index(low_left - k, n);
+        make_scan_edge(scan->left + k, v[from], v[wrap_index(from - 1, n)], -1.0);
+    }
+    /* right chain: from the bottom, walking forwards */
+    if (high_right < low_right) {
+        high_right += n;
+    }
+    scan->n_right = high_right - low_right;
+    for (int k = 0; k < scan->n_right; ++k) {
+        const int from = (low_right + k) % n;
+        make_scan_edge(scan->right + k, v[from], v[(from + 1) % n], 1.0);
+    }
+    scan->min_y = min_y;
+    scan->max_y = max_y;
+    return 0;
+}
+
+/* Moves the current edge of a chain up while `y_limit` lies above its end (raised by
+ * `half` then `margin`, added in that order as drizzle does); returns 1 when the chain
+ * runs out, which ends the scan. */
+static int
+advance_chain(const ScanEdge *chain, int count, int *current, double y_limit, double half,
+              double margin)
+{
+    while (y_limit > chain[*current].end.y + half + margin) {
+        if (*current == count - 1) {
+            return 1;
+        }
+        ++*current;
+    }
+    return 0;
+}
+
+enum { ROW_OK = 0, SCAN_ENDED = 1, ROW_OUTSIDE = 2, ROW_EMPTY = 3 };
+
+/* drizzle's get_scanline_limits: the input pixels of row y inside the polygon, for rows
+ * asked in increasing order.  Returns one of the codes above; the limits are set for
+ * ROW_OK and, like drizzle, for ROW_EMPTY when only the bottom limits were usable. */
+static int
+scan_row(Scanner *scan, int y, int *first, int *last)
+{
+    const Box *box = &scan->box;
+    if (box->ymax >= box->ymin && (y < 0 || y > box->ymax)) {
+        return ROW_OUTSIDE;
+    }
+    const double row_bottom = (double) y - 0.5, row_top = (double) y + 0.5;
+    if (row_top <= scan->min_y || row_bottom >= scan->max_y + 1) {
+        return ROW_OUTSIDE;
+    }
+    /* an empty chain needs a zero-height polygon, where drizzle reads edges it never
+     * set (undefined); ending the scan is the safe choice */
+    if (scan->finished || scan->n_left == 0 || scan->n_right == 0) {
+        return SCAN_ENDED;
+    }
+
+    /* limits at the row's bottom: the edges spanning it */
+    if (advance_chain(scan->left, scan->n_left, &scan->current_left, row_bottom, 0.0, 0.0) ||
+        advance_chain(scan->right, scan->n_right, &scan->current_right, row_bottom, 0.0, 0.0)) {
+        scan->finished = 1;
+        return SCAN_ENDED;
+    }
+    const ScanEdge *left = scan->left + scan->current_left;
+    const ScanEdge *right = scan->right + scan->current_right;
+    double left_bottom = left->slope * y + left->inner_intercept - INVERSION_TOLERANCE;
+    double right_bottom = right->slope * y + right->inner_intercept + INVERSION_TOLERANCE;
+
+    /* limits at the row's top: edges reaching above it (half a pixel plus the margin) */
+    if (advance_chain(scan->left, scan->n_left, &scan->current_left, row_top, 0.5,
+                      INVERSION_TOLERANCE) ||
+        advance_chain(scan->right, scan->n_right, &scan->current_right, row_top, 0.5,
+                      INVERSION_TOLERANCE)) {
+        scan->finished = 1;
+        return SCAN_ENDED;
+    }
+    left = scan->left + scan->current_left;
+    right = scan->right + scan->current_right;
+    double left_top = left->slope * y + left->inner_intercept - INVERSION_TOLERANCE;
+    double right_top = right->slope * y + right->inner_intercept + INVERSION_TOLERANCE;
+
+    if (box->xmax >= box->xmin) {
+        const double xmin = box->xmin, xmax = box->xmax;
+        if (left_bottom < xmin) left_bottom = xmin;
+        if (left_top < xmin) left_top = xmin;
+        if (right_bottom > xmax) right_bottom = xmax;
+        if (right_top > xmax) right_top = xmax;
+    }
+
+    if (left_top >= right_top) {
+        *first = (int) round(left_bottom);
+        *last = (int) round(right_bottom);
+        if (left_bottom >= right_bottom) {
+            return ROW_EMPTY;
+        }
+    } else if (left_bottom >= right_bottom) {
+        *first = (int) round(left_top);
+        *last = (int) round(right_top);
+    } else {
+        *first = (int) round(left_bottom > left_top ? left_bottom : left_top);
+        *last = (int) round(right_bottom < right_top ? right_bottom : right_top);
+    }
+    return ROW_OK;
+}
+
+/* drizzle's init_image_scanner: the part of the input box that maps inside the output
+ * frame, as a polygon in input pixels, and the first/last input row to scan.  When a box
+ * corner maps to NaN the whole box is scanned; when a clipped vertex cannot be mapped
+ * back, drizzle keeps the vertices inverted so far over the box corners (reproduced).
+ * Returns 1 when there is nothing to scan (no overlap). */
+static int
+start_image_scan(const PixelMap *map, const Box *box, int out_nx, int out_ny, Scanner *scan,
+                 int *first_row, int *last_row)
 {
     const double left = box->xmin - 0.5, right = box->xmax + 0.5;
     const double bottom = box->ymin - 0.5, top = box->ymax + 0.5;
-    const double xin[4] = {left, right, right, left};
-    const double yin[4] = {bottom, bottom, top, top};
-    const double margin = 1e-9;
-    int inside = 1;
+    Polygon in_input = {{{left, bottom}, {right, bottom}, {right, top}, {left, top}}, 4};
+    Polygon in_output = {.n = 4};
+    int mapped = 1;
 
-    for (int k = 0; k < 4; ++k) {
-        double x, y;
-        if (map_fractional_point(map, xin[k], yin[k], &x, &y)) {
-            return 1;
+    /* the corners are half-integers, so drizzle's map_point always interpolates */
+    for (int k = 0; k < 4 && mapped; ++k) {
+        Vertex *out = in_output.v + k;
+        mapped = !map_fractional_point(map, in_input.v[k].x, in_input.v[k].y, &out->x, &out->y);
+    }
+    if (mapped) {
+        const double frame_right = (double) out_nx - 0.5, frame_top = (double) out_ny - 0.5;
+        const Polygon frame = {
+            {{-0.5, -0.5}, {frame_right, -0.5}, {frame_right, frame_top}, {-0.5, frame_top}},
+            4};
+        const Polygon overlap = clip_to_window(in_output, frame);
+        int inverted = 1;
+        for (int k = 0; k < overlap.n && inverted; ++k) {
+            inverted = !invert_map(map, box, overlap.v[k], in_input.v + k);
         }
-        if (!(x > -0.5 + margin && x < out_nx - 0.5 - margin && y > -0.5 + margin &&
-              y < out_ny - 0.5 - margin)) {
-            inside = 0;
+        if (inverted) {
+            in_input.n = overlap.n;
+            make_counter_clockwise(&in_input);
         }
     }
-    return inside;
+
+    const int status = start_scanner(&in_input, box, scan);
+    if (status) {
+        return status;
+    }
+    *first_row = Py_MAX(0, (int) (scan->min_y + 0.5 + 2.0 * INVERSION_TOLERANCE));
+    *last_row = Py_MIN(box->ymax, (int) (scan->max_y + 2.0 * INVERSION_TOLERANCE));
+    return 0;
 }
 
 /* ------------------------------------------------------------------ the kernel */
@@ -443,19 +864,56 @@ fill_empty(float *out, const float *wht, size_t n, float value)
     }
 }
 
-/* Drizzles the whole box; returns drizzle's miss count (its per-row term is -1 for a
- * fully scanned row, reproduced so the counts match tdriz's). */
-static long
-run_job(SquareJob *job)
+/* The rows the scanner allows, counting drizzle's (nmiss, nskip) on the way: skipped rows
+ * count as misses of (xmax - xmin) pixels, one short of the box width, as in drizzle. */
+static void
+drizzle_rows(SquareJob *job, Scanner *scan, int first_row, int last_row, long *misses,
+             long *skipped)
 {
-    long misses = 0;
-    for (int j = job->box.ymin; j <= job->box.ymax; ++j) {
-        misses += -1;
-        for (int i = job->box.xmin; i <= job->box.xmax; ++i) {
+    const Box *box = &job->box;
+    const long row_misses = box->xmax - box->xmin;
+    long skip = (long) (box->ymax - box->ymin) - (last_row - first_row);
+    long miss = skip * row_misses;
+
+    for (int j = first_row; j <= last_row; ++j) {
+        int first = 0, last = -1;
+        const int status = scan_row(scan, j, &first, &last);
+        if (status == SCAN_ENDED) {
+            skip += last_row + 1 - j;
+            miss += (long) (last_row + 1 - j) * row_misses;
+            break;
+        }
+        if (status != ROW_OK) {
+            miss += row_misses;
+            ++skip;
+            continue;
+        }
+        miss += row_misses - (last + 1 - first);
+        /* the limits are already inside the box; clamping only guards memory against a
+         * degenerate polygon (where drizzle itself would read out of bounds) */
+        const int from = Py_MAX(first, box->xmin), to = Py_MIN(last, box->xmax);
+        for (int i = from; i <= to; ++i) {
             if (drizzle_pixel(job, i, j) == 0) {
-                ++misses;
+                ++miss;
             }
         }
+    }
+    *misses = miss;
+    *skipped = skip;
+}
+
+/* Drizzles the input pixels drizzle's scanner visits, then fills empty outputs.  An input
+ * missing the output entirely drizzles nothing and counts (0, 0), as tdriz returns. */
+static void
+run_job(SquareJob *job, long *misses, long *skipped)
+{
+    Scanner scan;
+    int first_row, last_row;
+
+    *misses = *skipped = 0;
+    if (!start_image_scan(&job->map, &job->box, job->out_nx, job->out_ny, &scan, &first_row,
+                          &last_row)) {
+        drizzle_rows(job, &scan, first_row, last_row, misses, skipped);
     }
     const size_t n = (size_t) job->out_nx * (size_t) job->out_ny;
     if (job->fill) {
@@ -466,7 +924,6 @@ run_job(SquareJob *job)
             fill_empty(job->extra_out[k], job->extra_wht, n, job->extra_fill_value);
         }
     }
-    return misses;
 }
 
 /* ------------------------------------------------------------------ buffers */
@@ -596,43 +1053,6 @@ check_box_start(const Box *box)
     return 0;
 }
 
-PyDoc_STRVAR(scan_box_doc,
-"scan_box(pixmap, out_shape, xmin, xmax, ymin, ymax) -> (xmin, xmax, ymin, ymax) or None\n\n"
-"The input box tdriz would use (xmax/ymax of 0 mean the last pixel; shrunk to valid\n"
-"pixmap entries) if drizzle's scanner visits all of it, else None (not supported).\n"
-"Raises ValueError when the pixmap has too few valid entries, as tdriz does.");
-
-static PyObject *
-scan_box(PyObject *self, PyObject *args)
-{
-    PyObject *opixmap;
-    Py_ssize_t out_ny, out_nx;
-    Box box;
-    BufferSet set = {0};
-    PyObject *result = NULL;
-
-    if (!PyArg_ParseTuple(args, "O(nn)iiii:scan_box", &opixmap, &out_ny, &out_nx, &box.xmin,
-                          &box.xmax, &box.ymin, &box.ymax)) {
-        return NULL;
-    }
-    PixelMap map;
-    if (read_pixmap(&set, opixmap, &map, -1, -1) || check_box_start(&box)) {
-        goto done;
-    }
-    if (settle_input_box(&map, &box)) {
-        PyErr_SetString(PyExc_ValueError, "No or too few valid pixels in the pixel map.");
-        goto done;
-    }
-    if (box_scanned_whole(&map, &box, (int) out_nx, (int) out_ny)) {
-        result = Py_BuildValue("iiii", box.xmin, box.xmax, box.ymin, box.ymax);
-    } else {
-        result = Py_NewRef(Py_None);
-    }
-done:
-    release_all(&set);
-    return result;
-}
-
 /* Reads the K extra inputs and outputs; K comes from extra_data. */
 static int
 read_extra_planes(BufferSet *set, PyObject *oextra_data, PyObject *oextra_out,
@@ -713,7 +1133,8 @@ PyDoc_STRVAR(drizzle_doc,
 "extra_data[k] into extra_out[k] with the shared counts `extra_wht`.  Each plane gets\n"
 "exactly what drizzle.cdrizzle.tdriz(kernel='square', in_units='cps') would give.\n"
 "`fill`/`extra_fill` (None: leave as is) is written where the group's counts are 0.\n"
-"Raises Unsupported (nothing modified) when the input box is not wholly inside the output.");
+"(nmiss, nskip) are tdriz's counts; an input missing the output entirely gives (0, 0).\n"
+"Raises Unsupported (nothing modified) for pixfrac <= 0.001 (drizzle's point kernel).");
 
 static PyObject *
 drizzle(PyObject *self, PyObject *args, PyObject *kwargs)
@@ -801,17 +1222,12 @@ drizzle(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "No or too few valid pixels in the pixel map.");
         goto done;
     }
-    if (!box_scanned_whole(&job.map, &job.box, job.out_nx, job.out_ny)) {
-        PyErr_SetString(UnsupportedError,
-                        "the input box does not map wholly inside the output frame");
-        goto done;
-    }
 
-    long misses;
+    long misses, skipped;
     Py_BEGIN_ALLOW_THREADS
-    misses = run_job(&job);
+    run_job(&job, &misses, &skipped);
     Py_END_ALLOW_THREADS
-    result = Py_BuildValue("li", misses, 0);
+    result = Py_BuildValue("ll", misses, skipped);
 
 done:
     release_all(&set);
@@ -824,7 +1240,6 @@ done:
 static PyMethodDef square_methods[] = {
     {"drizzle", (PyCFunction) (void (*)(void)) drizzle, METH_VARARGS | METH_KEYWORDS,
      drizzle_doc},
-    {"scan_box", scan_box, METH_VARARGS, scan_box_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -141,7 +141,7 @@ class Resampler:
         # The square kernel (the default) goes through webbcal's one-pass multi-plane drizzle
         # when it was built: SCI and the three sqrt(VAR_*) planes share each overlap's
         # geometry (0.40 s instead of 4 x 0.33 s per full frame), bit-identical to drizzle.
-        self._one_pass = kernel == "square" and square.available() and not propagate_dq
+        self._one_pass = square.handles(kernel, pixfrac) and not propagate_dq
         self._fill = _effective_fill(fillval)
         self._out_img, self._out_wht, self._out_ctx = (self._driz.out_img, self._driz.out_wht,
                                                        self._driz.out_ctx)
@@ -189,13 +189,8 @@ class Resampler:
                       pixel_scale_ratio=self.pixel_scale_ratio, iscale=1.0, weight_map=weights,
                       wht_scale=1.0, pixfrac=self.pixfrac, in_units="cps",
                       xmin=xmin, xmax=xmax, ymin=ymin, ymax=ymax)
-        if self._one_pass and square.supports(pixmap, self.grid.shape, xmin, xmax, ymin, ymax):
+        if self._one_pass:
             self._add_one_pass(data, item, common)
-        elif self._one_pass:  # an input reaching beyond the grid: drizzle's general scanner
-            log.debug("%s: input box not inside the output grid, drizzle plane by plane", item.name)
-            self._add_science_bound(data, common)
-            if self.enable_var:
-                self._add_variances(item, common)
         elif self.propagate_dq:  # OR of the DQ of every contributing input pixel
             self._driz.add_image(data, dq=np.asarray(item.dq, dtype=np.uint32), **common)
         else:
@@ -248,23 +243,6 @@ class Resampler:
         for name, resampled in zip(planes, extra_out):
             var = np.square(resampled, out=resampled)  # the scratch is refilled next input
             weight = self._fold_variance(name, var, weight)
-
-    def _add_science_bound(self, data, common: dict) -> None:
-        """SCI through drizzle's general scanner (``tdriz``, as ``Drizzle.add_image`` calls it)
-        into this resampler's own arrays, for an input whose box leaves the output grid."""
-        from drizzle import cdrizzle
-
-        context, _ = self._context_plane()
-        weights = common["weight_map"]
-        cdrizzle.tdriz(
-            input=data, weights=np.ones_like(data) if weights is None else np.asarray(weights, np.float32),
-            pixmap=np.asarray(common["pixmap"], np.float64), output=self._out_img,
-            counts=self._out_wht, context=context, input2=None, output2=None, dq=None, outdq=None,
-            uniqid=self.ninputs % 32 + 1, xmin=common["xmin"], xmax=common["xmax"],
-            ymin=common["ymin"], ymax=common["ymax"], iscale=common["iscale"],
-            pscale_ratio=common["pixel_scale_ratio"], pixfrac=common["pixfrac"],
-            kernel=self.kernel, in_units=common["in_units"], expscale=1.0,
-            wtscale=common["wht_scale"], fillstr=str(self._fill), fillstr2="INDEF")
 
     def _variance_planes(self, item: ResampleInput) -> list[str]:
         return [n for n in VARIANCES

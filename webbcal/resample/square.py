@@ -5,9 +5,9 @@
 extra planes share one counts array, ``extra_wht``): each overlap's geometry is computed
 once. Every output is bit-identical to drizzle's.
 
-Only inputs whose whole pixel box maps inside the output frame are handled (drizzle then
-scans every input pixel); ``supports`` says whether that is the case, and ``add_image``
-raises ``Unsupported`` otherwise so the caller can fall back to drizzle.
+The input pixels visited are chosen by a copy of drizzle's image scanner, so inputs
+reaching beyond the output frame (or missing it) give drizzle's result as well; only
+``pixfrac`` <= 0.001 (drizzle's point kernel) raises ``Unsupported``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ except ImportError:  # built without a compiler
 
 
 class Unsupported(ValueError):
-    """These inputs need drizzle's general scanner (or another kernel)."""
+    """These inputs need drizzle itself (the extension is missing, or the point kernel)."""
 
 
 def available() -> bool:
@@ -41,16 +41,13 @@ def _input_limits(shape, xmin, xmax, ymin, ymax) -> tuple[int, int, int, int]:
     return xmin, xmax, ymin, ymax
 
 
-def supports(pixmap, out_shape, xmin=None, xmax=None, ymin=None, ymax=None) -> bool:
-    """True when the input box (as drizzle limits it) maps wholly inside ``out_shape``."""
-    if _square is None:
-        return False
-    pixmap = np.ascontiguousarray(pixmap, dtype=np.float64)
-    limits = _input_limits(pixmap.shape[:2], xmin, xmax, ymin, ymax)
-    try:
-        return _square.scan_box(pixmap, tuple(out_shape), *limits) is not None
-    except ValueError:  # too few valid pixels: drizzle raises its own error
-        return False
+# At or below this pixfrac drizzle switches the square kernel to its point kernel.
+POINT_KERNEL_PIXFRAC = 0.001
+
+
+def handles(kernel: str, pixfrac: float) -> bool:
+    """Whether ``add_image`` gives drizzle's result for this kernel and pixfrac."""
+    return _square is not None and kernel == "square" and pixfrac > POINT_KERNEL_PIXFRAC
 
 
 def _fill_value(fillval) -> float | None:
@@ -94,8 +91,9 @@ def add_image(data, *, exptime: float, pixmap, out_img: np.ndarray, out_wht: np.
     ``extra_fillval`` are the Drizzle ``fillval`` of each group (None or "INDEF": no fill),
     written where that group's weight is 0 after the add. ``pixel_scale_ratio`` does not
     affect the square kernel (it is checked only). Output arrays must be C-contiguous
-    float32 (int32 for the context) and are never copied. Raises ``Unsupported`` when the
-    input box is not wholly inside the output or ``pixfrac`` <= 0.001 (point kernel).
+    float32 (int32 for the context) and are never copied. Raises ``Unsupported`` when
+    ``pixfrac`` <= 0.001 (drizzle's point kernel); ValueError, as drizzle, when the pixel
+    map has too few valid entries. An input missing the output entirely returns (0, 0).
     """
     if _square is None:
         raise Unsupported("webbcal.resample._square was not built")
