@@ -331,3 +331,30 @@ def test_sweep_of_geometries_around_the_frame():
         pixfrac = 1.0 if case % 2 else rng.uniform(0.3, 1)
         drizzle_one_both_ways(data, out_shape, exptime=1.0, pixmap=pixmap, pixfrac=pixfrac)
     assert sticking_out > 40
+
+
+def test_variance_planes_are_square_rooted_by_the_kernel():
+    """extra_sqrt=True on variances equals drizzling np.sqrt(variance) (negative → NaN)."""
+    rng = np.random.default_rng(5)
+    data, weights, extras = make_input(rng, IN_SHAPE)
+    variances = [plane * plane for plane in extras]
+    variances[0][10:12, 20:30] = -1.0  # np.sqrt gives NaN there; so must the kernel
+    pixmap = make_pixmap(IN_SHAPE, OUT_SHAPE, 12.0, shift=(40.0, -3.0), distortion=1.5)
+    common = dict(exptime=1.0, pixmap=pixmap, pixfrac=0.8, in_units="cps", iscale=1.1)
+
+    def ours(planes, sqrt):
+        out = [np.zeros(OUT_SHAPE, np.float32) for _ in planes]
+        square.add_image(data, out_img=np.full(OUT_SHAPE, np.nan, np.float32),
+                         out_wht=np.zeros(OUT_SHAPE, np.float32), weight_map=weights,
+                         extra_data=planes, extra_out=out, extra_wht=np.zeros(OUT_SHAPE, np.float32),
+                         extra_sqrt=sqrt, **common)
+        return out
+
+    with np.errstate(invalid="ignore"):
+        roots = [np.sqrt(v) for v in variances]
+    for got, root in zip(ours(variances, True), roots):
+        expected, _ = reference_extra(root, dict(common, weight_map=weights))
+        np.testing.assert_array_equal(got, expected)
+        assert np.isfinite(got).sum() > 0.5 * got.size
+    for got, plain in zip(ours(roots, False), ours(variances, True)):
+        np.testing.assert_array_equal(got, plain)

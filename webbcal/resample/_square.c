@@ -756,6 +756,7 @@ typedef struct {
     float **extra_out;
     float *extra_wht;
     float *extra_values; /* scratch: the K scaled input values of the current pixel */
+    int extra_sqrt;      /* extra inputs are variances: drizzle their square roots */
 
     int fill, extra_fill;
     float fill_value, extra_fill_value;
@@ -823,7 +824,9 @@ drizzle_pixel(SquareJob *job, int i, int j)
     const size_t p = (size_t) j * (size_t) job->map.nx + (size_t) i;
     const float value = job->data[p] * job->iscale;
     for (int k = 0; k < job->n_extra; ++k) {
-        job->extra_values[k] = job->extra_data[k][p] * job->iscale;
+        const float extra = job->extra_data[k][p];
+        /* sqrtf is correctly rounded, so this equals numpy's float32 sqrt of the plane */
+        job->extra_values[k] = (job->extra_sqrt ? sqrtf(extra) : extra) * job->iscale;
     }
     const float weight = job->weights ? job->weights[p] : 1.0f;
     const double w = (weight * job->weight_scale) / jacobian;
@@ -1126,13 +1129,15 @@ done:
 PyDoc_STRVAR(drizzle_doc,
 "drizzle(data, weights, pixmap, out_data, out_wht, out_ctx, ctx_bit,\n"
 "        extra_data, extra_out, extra_wht, xmin, xmax, ymin, ymax,\n"
-"        pixfrac, iscale, wtscale, fill=None, extra_fill=None) -> (nmiss, nskip)\n\n"
+"        pixfrac, iscale, wtscale, fill=None, extra_fill=None, extra_sqrt=False)\n"
+"        -> (nmiss, nskip)\n\n"
 "Square-kernel drizzle of `data` (float32 (ny, nx)) with `weights` (float32 or None = 1)\n"
 "through `pixmap` (float64 (ny, nx, 2)) into out_data/out_wht (float32 (NY, NX)), OR-ing\n"
 "`ctx_bit` into out_ctx (int32 or None) where an overlap's weight is > 0; and of each\n"
 "extra_data[k] into extra_out[k] with the shared counts `extra_wht`.  Each plane gets\n"
 "exactly what drizzle.cdrizzle.tdriz(kernel='square', in_units='cps') would give.\n"
 "`fill`/`extra_fill` (None: leave as is) is written where the group's counts are 0.\n"
+"extra_sqrt: the extra planes hold variances and their square roots are drizzled.\n"
 "(nmiss, nskip) are tdriz's counts; an input missing the output entirely gives (0, 0).\n"
 "Raises Unsupported (nothing modified) for pixfrac <= 0.001 (drizzle's point kernel).");
 
@@ -1142,7 +1147,7 @@ drizzle(PyObject *self, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"data", "weights", "pixmap", "out_data", "out_wht", "out_ctx",
                                "ctx_bit", "extra_data", "extra_out", "extra_wht", "xmin",
                                "xmax", "ymin", "ymax", "pixfrac", "iscale", "wtscale", "fill",
-                               "extra_fill", NULL};
+                               "extra_fill", "extra_sqrt", NULL};
     PyObject *odata, *oweights, *opixmap, *oout, *owht, *octx, *oextra_data, *oextra_out,
         *oextra_wht, *ofill = Py_None, *oextra_fill = Py_None;
     int ctx_bit;
@@ -1152,12 +1157,12 @@ drizzle(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *result = NULL;
 
     memset(&job, 0, sizeof(job));
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOiOOOiiiidff|OO:drizzle", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOiOOOiiiidff|OOp:drizzle", keywords,
                                      &odata, &oweights, &opixmap, &oout, &owht, &octx,
                                      &ctx_bit, &oextra_data, &oextra_out, &oextra_wht,
                                      &job.box.xmin, &job.box.xmax, &job.box.ymin,
                                      &job.box.ymax, &pixfrac, &job.iscale, &job.weight_scale,
-                                     &ofill, &oextra_fill)) {
+                                     &ofill, &oextra_fill, &job.extra_sqrt)) {
         return NULL;
     }
     if (!(pixfrac > 0.001 && isfinite(pixfrac))) {

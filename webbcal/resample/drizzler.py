@@ -88,15 +88,19 @@ def group_id(meta) -> str:
 
 
 def weight_map(item: ResampleInput, weight_type: str | None) -> np.ndarray:
-    good = ((np.asarray(item.dq) & BAD_BITS) == 0).astype(np.float32)
+    bad = (np.asarray(item.dq) & BAD_BITS) != 0
     if weight_type == "ivm":
         if item.var_rnoise is None or item.var_rnoise.shape != item.data.shape:
             log.warning("%s: no VAR_RNOISE, ivm weights set to 1", item.name)
-            return good
+            return (~bad).astype(np.float32)
+        # 1/VAR_RNOISE (float32), 0 where not finite or flagged: stcal's ``inverse * good``
+        # up to the sign of zero weights, which drizzle skips either way
+        weights = np.empty(item.data.shape, np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
-            inverse = 1.0 / item.var_rnoise
-        inverse[~np.isfinite(inverse)] = 0
-        return (inverse * good).astype(np.float32)
+            np.divide(np.float32(1.0), item.var_rnoise, out=weights, dtype=np.float32)
+        weights[bad | ~np.isfinite(weights)] = 0.0
+        return weights
+    good = (~bad).astype(np.float32)
     if weight_type == "exptime":
         return (np.float32(exposure_time(item.meta)) * good).astype(np.float32)
     if weight_type is None:
@@ -225,20 +229,17 @@ class Resampler:
     def _add_one_pass(self, data, item: ResampleInput, common: dict) -> None:
         """SCI into the mosaic and each sqrt(VAR_*) into a fresh plane, in one pass."""
         planes = self._variance_planes(item) if self.enable_var else []
-        extra_data, extra_out = [], []
-        for k, name in enumerate(planes):
-            with np.errstate(invalid="ignore"):
-                extra_data.append(np.sqrt(getattr(item, name)))
-            self._scratch_planes[k].fill(0.0)
-            extra_out.append(self._scratch_planes[k])
+        extra_data = [getattr(item, name) for name in planes]  # square-rooted by the kernel
+        extra_out = self._scratch_planes[:len(planes)] if planes else []
+        for plane in extra_out:
+            plane.fill(0.0)
         if planes:
             self._scratch_wht.fill(0.0)
         context, bit = self._context_plane()
         square.add_image(data, out_img=self._out_img, out_wht=self._out_wht, out_ctx=context,
                          ctx_bit=bit, extra_data=extra_data, extra_out=extra_out,
                          extra_wht=self._scratch_wht if planes else None, fillval=self._fill,
-                         extra_fillval="NaN", **common)
-        del extra_data
+                         extra_fillval="NaN", extra_sqrt=True, **common)
         weight = self._exptime_weight(item)
         for name, resampled in zip(planes, extra_out):
             var = np.square(resampled, out=resampled)  # the scratch is refilled next input

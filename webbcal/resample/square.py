@@ -82,14 +82,16 @@ def add_image(data, *, exptime: float, pixmap, out_img: np.ndarray, out_wht: np.
               pixel_scale_ratio: float = 1.0, iscale: float = 1.0, weight_map=None,
               wht_scale: float = 1.0, pixfrac: float = 1.0, in_units: str = "cps",
               xmin=None, xmax=None, ymin=None, ymax=None,
-              fillval="NaN", extra_fillval="NaN") -> tuple[int, int]:
+              fillval="NaN", extra_fillval="NaN", extra_sqrt: bool = False) -> tuple[int, int]:
     """Drizzle ``data`` into ``out_img``/``out_wht``/``out_ctx`` and each ``extra_data[k]``
     into ``extra_out[k]`` (counts in ``extra_wht``), all in place; returns (nmiss, nskip).
 
     Keywords as ``Drizzle.add_image``; ``out_ctx`` is the 2-D int32 context plane and
     ``ctx_bit`` the bit value OR-ed into it (``1 << (input index % 32)``). ``fillval`` /
     ``extra_fillval`` are the Drizzle ``fillval`` of each group (None or "INDEF": no fill),
-    written where that group's weight is 0 after the add. ``pixel_scale_ratio`` does not
+    written where that group's weight is 0 after the add. ``extra_sqrt``: the extra planes
+    are variances and their square roots are drizzled (as if ``np.sqrt`` had been applied
+    to them first, without the copies). ``pixel_scale_ratio`` does not
     affect the square kernel (it is checked only). Output arrays must be C-contiguous
     float32 (int32 for the context) and are never copied. Raises ``Unsupported`` when
     ``pixfrac`` <= 0.001 (drizzle's point kernel); ValueError, as drizzle, when the pixel
@@ -128,7 +130,8 @@ def add_image(data, *, exptime: float, pixmap, out_img: np.ndarray, out_wht: np.
             data, weights, pixmap, out_img, out_wht, out_ctx, _as_int32(ctx_bit),
             extra_data, list(extra_out), extra_wht, *limits, float(pixfrac),
             float(scale), float(np.float32(wht_scale)),
-            fill=_fill_value(fillval), extra_fill=_fill_value(extra_fillval))
+            fill=_fill_value(fillval), extra_fill=_fill_value(extra_fillval),
+            extra_sqrt=bool(extra_sqrt))
     except _square.Unsupported as exc:
         raise Unsupported(str(exc)) from None
     return nmiss, nskip
