@@ -32,11 +32,13 @@ from webbcal.commands.rule_script import json_object, run_rule_script  # noqa: E
 def main(uncal, rate, rateints, ramp, params, refs_dir):
     """Calibrate UNCAL (or a calibrated ramp) into count rates (Stage 1, Detector1)."""
     from webbcal.pipeline.detector1 import run_detector1
+    from webbcal.commands.batch import imported_objects_frozen
 
     if not (rate or rateints or ramp):
         raise click.UsageError("nothing to write: give --rate, --rateints and/or --ramp")
-    run_detector1(uncal, rate_path=rate, rateints_path=rateints, ramp_path=ramp,
-                  params=params, refs_dir=refs_dir or None)
+    with imported_objects_frozen():
+        run_detector1(uncal, rate_path=rate, rateints_path=rateints, ramp_path=ramp,
+                      params=params, refs_dir=refs_dir or None)
 
 
 def arguments_from_rule(job) -> list[str]:

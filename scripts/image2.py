@@ -30,8 +30,10 @@ from webbcal.commands.rule_script import json_object, run_rule_script  # noqa: E
 def main(rate, cal, i2d, params, refs_dir):
     """Calibrate RATE into a cal image and its resampled i2d (Stage 2, Image2)."""
     from webbcal.pipeline.image2 import run_image2
+    from webbcal.commands.batch import imported_objects_frozen
 
-    run_image2(rate, cal_path=cal, i2d_path=i2d, params=params, refs_dir=refs_dir or None)
+    with imported_objects_frozen():
+        run_image2(rate, cal_path=cal, i2d_path=i2d, params=params, refs_dir=refs_dir or None)
 
 
 def arguments_from_rule(job) -> list[str]:

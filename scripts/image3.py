@@ -33,9 +33,11 @@ from webbcal.commands.rule_script import json_object, run_rule_script  # noqa: E
 def main(asn, output_dir, members_dir, params, refs_dir, crf_dir):
     """Combine the cal files of ASN into a mosaic and its source catalog (Stage 3, Image3)."""
     from webbcal.pipeline.image3 import run_image3
+    from webbcal.commands.batch import imported_objects_frozen
 
-    run_image3(asn, output_dir, params=params, refs_dir=refs_dir or None, members_dir=members_dir,
-               crf_dir=crf_dir)
+    with imported_objects_frozen():
+        run_image3(asn, output_dir, params=params, refs_dir=refs_dir or None, members_dir=members_dir,
+                   crf_dir=crf_dir)
 
 
 def arguments_from_rule(job) -> list[str]:

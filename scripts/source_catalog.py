@@ -32,8 +32,10 @@ from webbcal.commands.rule_script import json_object, run_rule_script  # noqa: E
 def main(i2d, cat_path, segm_path, params, refs_dir):
     """Detect and measure the sources of a mosaic (Image3's source_catalog step alone)."""
     from webbcal.pipeline.image3 import run_source_catalog
+    from webbcal.commands.batch import imported_objects_frozen
 
-    run_source_catalog(i2d, cat_path=cat_path, segm_path=segm_path, params=params, refs_dir=refs_dir or None)
+    with imported_objects_frozen():
+        run_source_catalog(i2d, cat_path=cat_path, segm_path=segm_path, params=params, refs_dir=refs_dir or None)
 
 
 def arguments_from_rule(job) -> list[str]:

@@ -33,11 +33,13 @@ from webbcal.commands.rule_script import json_object, run_rule_script  # noqa: E
 def main(asn, members_dir, cal, x1d, params, refs_dir):
     """Calibrate the grism exposure of ASN into cal cut-outs and x1d spectra (Stage 2, Spec2)."""
     from webbcal.pipeline.spec2 import run_spec2
+    from webbcal.commands.batch import imported_objects_frozen
 
     if x1d is None:
         x1d = cal.with_name(cal.name.removesuffix(".fits").removesuffix("_cal") + "_x1d.fits")
-    run_spec2(asn, cal_path=cal, x1d_path=x1d, params=params, refs_dir=refs_dir or None,
-              members_dir=members_dir)
+    with imported_objects_frozen():
+        run_spec2(asn, cal_path=cal, x1d_path=x1d, params=params, refs_dir=refs_dir or None,
+                  members_dir=members_dir)
 
 
 def arguments_from_rule(job) -> list[str]:

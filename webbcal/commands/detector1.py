@@ -39,6 +39,7 @@ def detector1(ctx, uncal, rate, rateints, ramp, refs_dir, config_file, assignmen
               **overrides):
     """Calibrate UNCAL (raw ramps) into count rates: <root>_rate.fits and _rateints.fits."""
     from webbcal.pipeline.detector1 import run_detector1
+    from webbcal.commands.batch import imported_objects_frozen
 
     reftype_overrides = {k.removeprefix("override_"): v for k, v in overrides.items()}
     params = stage_params_from_cli("detector1", config_file, assignments, skips, runs, reftype_overrides)
@@ -49,8 +50,9 @@ def detector1(ctx, uncal, rate, rateints, ramp, refs_dir, config_file, assignmen
     rateints = rateints or rate.with_name(rate.name.replace("_rate.fits", "_rateints.fits")
                                           if rate.name.endswith("_rate.fits")
                                           else rate.stem + "_rateints.fits")
-    result = run_detector1(uncal, rate_path=rate, rateints_path=rateints, ramp_path=ramp,
-                           params=params, refs_dir=refs_dir)
+    with imported_objects_frozen():
+        result = run_detector1(uncal, rate_path=rate, rateints_path=rateints, ramp_path=ramp,
+                               params=params, refs_dir=refs_dir)
     click.echo(f"wrote {rate} and {rateints}" + (f" and {ramp}" if ramp else ""))
     return result
 

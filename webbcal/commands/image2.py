@@ -26,13 +26,15 @@ from webbcal.commands.options import override_options, stage_params_from_cli, st
 def image2(source, cal, i2d, refs_dir, config_file, assignments, skips, runs, **overrides):
     """Calibrate RATE (or every product of an image2 ASN) into <root>_cal.fits and _i2d.fits."""
     from webbcal.pipeline.image2 import run_image2
+    from webbcal.commands.batch import imported_objects_frozen
 
     reftype_overrides = {k.removeprefix("override_"): v for k, v in overrides.items()}
     params = stage_params_from_cli("image2", config_file, assignments, skips, runs, reftype_overrides)
     if cal is not None and i2d is None:
         stem = cal.name.removesuffix(".fits").removesuffix("_cal")
         i2d = cal.with_name(f"{stem}_i2d.fits")
-    results = run_image2(source, cal_path=cal, i2d_path=i2d, params=params, refs_dir=refs_dir)
+    with imported_objects_frozen():
+        results = run_image2(source, cal_path=cal, i2d_path=i2d, params=params, refs_dir=refs_dir)
     for result in results:
         written = [str(result.cal.path)] + ([str(result.i2d.path)] if result.i2d is not None else [])
         click.echo("wrote " + " and ".join(written))

@@ -24,9 +24,11 @@ from webbcal.commands.options import stage_params_from_cli
 def image3(asn, output_dir, refs_dir, config_file, assignments, skips, runs):
     """Combine the cal files of an image3 ASN into <product>_i2d.fits and <exp>_<asn_id>_crf.fits."""
     from webbcal.pipeline.image3 import run_image3
+    from webbcal.commands.batch import imported_objects_frozen
 
     params = stage_params_from_cli("image3", config_file, assignments, skips, runs)
-    result = run_image3(asn, output_dir, params=params, refs_dir=refs_dir)
+    with imported_objects_frozen():
+        result = run_image3(asn, output_dir, params=params, refs_dir=refs_dir)
     for path in [*result.crf, result.i2d, result.catalog, result.segm]:
         if path is not None:  # no catalog when source_catalog is skipped
             click.echo(f"wrote {path}")

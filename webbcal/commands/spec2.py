@@ -29,14 +29,16 @@ from webbcal.commands.options import override_options, stage_params_from_cli, st
 def spec2(source, cal, x1d, catalog, refs_dir, config_file, assignments, skips, runs, **overrides):
     """Calibrate a WFSS grism RATE (or every product of a spec2 ASN) into cal and x1d."""
     from webbcal.pipeline.spec2 import run_spec2
+    from webbcal.commands.batch import imported_objects_frozen
 
     reftype_overrides = {k.removeprefix("override_"): v for k, v in overrides.items()}
     params = stage_params_from_cli("spec2", config_file, assignments, skips, runs, reftype_overrides)
     if cal is not None and x1d is None:
         stem = cal.name.removesuffix(".fits").removesuffix("_cal")
         x1d = cal.with_name(f"{stem}_x1d.fits")
-    results = run_spec2(source, cal_path=cal, x1d_path=x1d, params=params, refs_dir=refs_dir,
-                        catalog=catalog)
+    with imported_objects_frozen():
+        results = run_spec2(source, cal_path=cal, x1d_path=x1d, params=params, refs_dir=refs_dir,
+                            catalog=catalog)
     for result in results:
         written = [str(result.cal.path)] + ([str(result.x1d.path)] if result.x1d is not None else [])
         click.echo("wrote " + " and ".join(written))
