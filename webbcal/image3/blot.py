@@ -13,14 +13,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from webbcal.resample.pixmap import pixel_map
 
-
-def blot_image(median: np.ndarray, median_wcs, image_wcs, shape, stepsize: float = 1.0,
-               order: int = 1, pixmap: np.ndarray | None = None) -> np.ndarray:
-    """``pixmap``: the exposure → median-grid pixel map when the caller already has it."""
-    if pixmap is None:
-        pixmap = pixel_map(image_wcs, median_wcs, shape, stepsize, order)
+def blot_image(median: np.ndarray, pixmap: np.ndarray) -> np.ndarray:
+    """``median`` at the grid position of each exposure pixel (``pixmap``: exposure → grid)."""
     x, y = pixmap[..., 0], pixmap[..., 1]
     bad = ~(np.isfinite(x) & np.isfinite(y))
     x = np.where(bad, -1.0, x)

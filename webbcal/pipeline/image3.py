@@ -114,6 +114,7 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
     crf_dir.mkdir(parents=True, exist_ok=True)
     exposures = members.exposures
     statuses, seconds, crf_paths = {}, {}, []
+    moved: dict[str, float] = {}  # seconds of one step's work done inside another
     catalog_path = segm_path = i2d = feed = None
     total = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -159,12 +160,10 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
                 status = outlier_detection.apply(exposures, step.params, grid, scratch, save_crf,
                                                  flagged=feed.add if feed else None)
                 if feed:  # the final drizzle done inside this step is resample's time
-                    start += feed.seconds
-                    seconds["resample"] = feed.seconds
+                    moved[name], moved["resample"] = -feed.seconds, feed.seconds
             elif name == "resample":
-                resampler = feed.resampler if feed and feed.complete(exposures) else None
-                i2d = mosaic(exposures, step.params, statuses, members, resampler)
-                start -= seconds.get("resample", 0.0) if resampler else 0.0
+                fed = feed.resampler if feed and feed.complete(exposures) else None
+                i2d = mosaic(exposures, step.params, statuses, members, fed)
                 writer.write(i2d, i2d_target)
                 status = "COMPLETE"
             elif name == "source_catalog":
@@ -180,7 +179,7 @@ def run_image3(asn_path, output_dir=None, params: dict | None = None, refs_dir=N
             for exposure in exposures:
                 if name not in ("resample", "source_catalog"):
                     exposure.meta[module.SPEC.status_key] = status
-            seconds[name] = time.perf_counter() - start
+            seconds[name] = time.perf_counter() - start + moved.get(name, 0.0)
             log.info("%-18s %-8s %6.2f s", name, status, seconds[name])
     log.info("image3 %s done in %.1f s", members.product, time.perf_counter() - total)
     skies = {e.name: float(e.meta["BKGLEVEL"]) for e in exposures if e.meta.get("BKGLEVEL") is not None}
@@ -235,11 +234,11 @@ def catalog_references(meta, step: StepSettings, refs_dir) -> dict:
     return found
 
 
-def mosaic_resampler(exposures: list[Exposure], params: dict):
-    """The final mosaic's accumulator on the grid ``params`` define."""
+def mosaic_resampler(exposures: list[Exposure], params: dict, grid=None):
+    """The final mosaic's accumulator on the grid ``params`` define (``grid`` if known)."""
     from webbcal.resample import Resampler
 
-    grid = resample.output_grid(exposures, params)
+    grid = grid or resample.output_grid(exposures, params)
     ratio = resample.effective_ratio(grid, exposures[0], params)
     return Resampler(grid, kernel=params["kernel"], pixfrac=params["pixfrac"],
                      fillval=params["fillval"], weight_type=params["weight_type"],
@@ -265,14 +264,13 @@ class MosaicFeed:
 
     @classmethod
     def for_grid(cls, exposures, final: StepSettings, grid, outlier_params: dict):
-        if final.skip or final.params.get("output_wcs"):
+        if final.skip or any(final.params[key] != outlier_params[key]
+                             for key in ("pixmap_stepsize", "pixmap_order")):
             return None
-        same_map = all(final.params[key] == outlier_params[key]
-                       for key in ("pixmap_stepsize", "pixmap_order"))
-        if not same_map:
+        final_grid = resample.output_grid(exposures, final.params)
+        if not same_grid(final_grid, grid):
             return None
-        resampler = mosaic_resampler(exposures, final.params)
-        return cls(resampler) if same_grid(resampler.grid, grid) else None
+        return cls(mosaic_resampler(exposures, final.params, final_grid))
 
     def add(self, exposure: Exposure, image, pixmap) -> None:
         from webbcal.resample import ResampleInput

@@ -147,8 +147,8 @@ class Resampler:
         # geometry (0.40 s instead of 4 x 0.33 s per full frame), bit-identical to drizzle.
         self._one_pass = square.handles(kernel, pixfrac) and not propagate_dq
         self._fill = _effective_fill(fillval)
-        self._out_img, self._out_wht, self._out_ctx = (self._driz.out_img, self._driz.out_wht,
-                                                       self._driz.out_ctx)
+        # the one-pass path writes into the Drizzle's arrays; only CON may need to grow
+        self._ctx = self._driz.out_ctx
         self._var_sum = {}
         self._var_wt = {}
         # One input (Image2): each variance is final as soon as it is drizzled, so no running
@@ -218,13 +218,13 @@ class Resampler:
     # ----------------------------------------------------------------- one-pass drizzle
     def _context_plane(self):
         """(context plane, bit) of the input being added; a plane is added every 32 inputs."""
-        if self._out_ctx is None:
+        if self._ctx is None:
             return None, 1
         plane = self.ninputs // 32
-        if plane >= self._out_ctx.shape[0]:
-            extra = np.zeros((plane + 1 - self._out_ctx.shape[0], *self.grid.shape), np.int32)
-            self._out_ctx = np.concatenate([self._out_ctx, extra])
-        return self._out_ctx[plane], 1 << (self.ninputs % 32)
+        if plane >= self._ctx.shape[0]:
+            extra = np.zeros((plane + 1 - self._ctx.shape[0], *self.grid.shape), np.int32)
+            self._ctx = np.concatenate([self._ctx, extra])
+        return self._ctx[plane], 1 << (self.ninputs % 32)
 
     def _add_one_pass(self, data, item: ResampleInput, common: dict) -> None:
         """SCI into the mosaic and each sqrt(VAR_*) into a fresh plane, in one pass."""
@@ -236,8 +236,8 @@ class Resampler:
         if planes:
             self._scratch_wht.fill(0.0)
         context, bit = self._context_plane()
-        square.add_image(data, out_img=self._out_img, out_wht=self._out_wht, out_ctx=context,
-                         ctx_bit=bit, extra_data=extra_data, extra_out=extra_out,
+        square.add_image(data, out_img=self._driz.out_img, out_wht=self._driz.out_wht,
+                         out_ctx=context, ctx_bit=bit, extra_data=extra_data, extra_out=extra_out,
                          extra_wht=self._scratch_wht if planes else None, fillval=self._fill,
                          extra_fillval="NaN", extra_sqrt=True, **common)
         weight = self._exptime_weight(item)
@@ -370,11 +370,8 @@ class Resampler:
         times = dict(self.times)
         if not self._has_tmeasure:
             times.pop("TMEASURE")
-        if self._one_pass:
-            data, wht, con = self._out_img, self._out_wht, self._out_ctx
-        else:
-            data, wht, con = self._driz.out_img, self._driz.out_wht, self._driz.out_ctx
-        return ResampleResult(data=data, wht=wht, con=con, err=err,
+        con = self._ctx if self._one_pass else self._driz.out_ctx
+        return ResampleResult(data=self._driz.out_img, wht=self._driz.out_wht, con=con, err=err,
                               dq=self._driz.out_dq if self.propagate_dq else None,
                               variances=variances, ninputs=self.ninputs,
                               group_ids=list(self.group_ids), times=times)

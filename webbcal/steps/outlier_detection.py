@@ -125,10 +125,10 @@ def exposure_pixel_map(image, grid, params: dict) -> np.ndarray:
     return pixel_map(image.wcs, grid.wcs, image.shape, params["pixmap_stepsize"], params["pixmap_order"])
 
 
-def flag_exposure(image, median, grid, params: dict, pixmap: np.ndarray | None = None) -> int:
-    """Flag ``image`` (in place) against the median; returns the number of new outliers."""
-    blot = blot_image(median, grid.wcs, image.wcs, image.shape, params["pixmap_stepsize"],
-                      params["pixmap_order"], pixmap=pixmap)
+def flag_exposure(image, median, pixmap: np.ndarray, params: dict) -> int:
+    """Flag ``image`` (in place) against the median, blotted through ``pixmap`` (exposure →
+    median grid); returns the number of new outliers."""
+    blot = blot_image(median, pixmap)
     level = image.meta.get("BKGLEVEL")
     if level is not None and not bool(image.meta.get("BKGSUB", False)):
         backg = float(level)  # the sky skymatch recorded but did not subtract
@@ -158,7 +158,7 @@ def apply(exposures: list[Exposure], params: dict, grid, scratch: Path, save, fl
     for exposure in exposures:
         image = exposure.load()
         pixmap = exposure_pixel_map(image, grid, params)
-        count = flag_exposure(image, median, grid, params, pixmap=pixmap)
+        count = flag_exposure(image, median, pixmap, params)
         image.meta["S_OUTLIR"] = "COMPLETE"
         exposure.meta["S_OUTLIR"] = "COMPLETE"
         save(exposure, image)
